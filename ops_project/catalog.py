@@ -1,0 +1,74 @@
+"""What backups a region holds: complete ones (with a manifest) and incomplete leftovers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ops_project.errors import IntegrityError
+from ops_project.layout import MANIFEST, backup_prefix, backup_time, database_prefix, parse_key
+from ops_project.manifest import Manifest
+from ops_project.storage import ObjectInfo, ObjectStore
+
+
+@dataclass
+class BackupEntry:
+    region: str
+    database: str
+    backup_id: str
+    objects: list[ObjectInfo] = field(default_factory=list)
+    manifest: Manifest | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.manifest is not None
+
+    @property
+    def taken_at(self) -> datetime:
+        return backup_time(self.backup_id)
+
+    @property
+    def newest_object_time(self) -> float:
+        return max((o.modified for o in self.objects), default=0.0)
+
+    @property
+    def keys(self) -> list[str]:
+        return [o.key for o in self.objects]
+
+
+def read_manifest(store: ObjectStore, database: str, backup_id: str) -> Manifest:
+    key = backup_prefix(database, backup_id) + MANIFEST
+    raw = store.get_bytes(key)
+    try:
+        return Manifest.from_json(raw)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise IntegrityError(f"region {store.region}: manifest {store.describe(key)} is unreadable ({exc})") from None
+
+
+def list_backups(store: ObjectStore, database: str | None = None, *, read_manifests: bool = True) -> list[BackupEntry]:
+    """Every backup in ``store`` (oldest first), complete or not."""
+    entries: dict[tuple[str, str], BackupEntry] = {}
+    prefix = database_prefix(database) if database else "backups/"
+    for info in store.list(prefix):
+        parsed = parse_key(info.key)
+        if not parsed:
+            continue
+        db, backup_id, _name = parsed
+        entry = entries.setdefault((db, backup_id), BackupEntry(store.region, db, backup_id))
+        entry.objects.append(info)
+    out = sorted(entries.values(), key=lambda e: (e.database, e.backup_id))
+    if read_manifests:
+        for entry in out:
+            if any(k.endswith("/" + MANIFEST) for k in entry.keys):
+                entry.manifest = read_manifest(store, entry.database, entry.backup_id)
+    return out
+
+
+def complete_backups(store: ObjectStore, database: str) -> list[BackupEntry]:
+    return [e for e in list_backups(store, database) if e.complete]
+
+
+def find_for_partition(store: ObjectStore, database: str, partition_key: str) -> BackupEntry | None:
+    """The newest complete backup taken for a partition (window) key, if any."""
+    matches = [e for e in complete_backups(store, database) if e.manifest.partition_key == partition_key]
+    return matches[-1] if matches else None

@@ -1,0 +1,1 @@
+"""Demo material: a realistic booking database the embedded default, tests and benchmarks use."""

@@ -1,0 +1,48 @@
+"""One exception family, with messages written for the person on call.
+
+Every message says what went wrong, where (file, key, region, object) and what to do.
+"""
+
+
+class OpsError(Exception):
+    """Base of every error ops_project raises on purpose."""
+
+
+class ConfigError(OpsError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class SecretMissingError(ConfigError):
+    """An environment variable that the configuration names is not set."""
+
+
+class StorageError(OpsError):
+    """An object store could not be reached or refused an operation."""
+
+
+class BucketMissingError(StorageError):
+    pass
+
+
+class CredentialsError(StorageError):
+    pass
+
+
+class ObjectMissingError(StorageError):
+    pass
+
+
+class BackupError(OpsError):
+    """A backup could not be taken; nothing was marked complete."""
+
+
+class WindowClosedError(BackupError):
+    """A backup partition was requested outside the time it may be taken."""
+
+
+class IntegrityError(OpsError):
+    """Stored bytes do not match what their manifest promises."""
+
+
+class EncryptionError(OpsError):
+    """Encryption recipients or identities are missing or invalid."""

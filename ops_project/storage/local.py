@@ -1,0 +1,122 @@
+"""The ``local`` backend: a directory. Used by the embedded default and by tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from ops_project.errors import ObjectMissingError, StorageError
+from ops_project.storage import ObjectInfo
+
+PARTIAL = ".partial-"
+
+
+class _LocalWriter:
+    def __init__(self, final: Path):
+        self._final = final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=PARTIAL + final.name + ".", dir=final.parent)
+        self._tmp = Path(tmp)
+        self._file = os.fdopen(fd, "wb")
+        self._size = 0
+
+    def write(self, data: bytes) -> int:
+        self._file.write(data)
+        self._size += len(data)
+        return len(data)
+
+    def commit(self) -> int:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._tmp, self._final)
+        return self._size
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+class LocalStore:
+    def __init__(self, region: str, root: Path | str):
+        self.region = region
+        self.root = Path(root).expanduser().resolve()
+
+    def __repr__(self) -> str:
+        return f"LocalStore({self.region!r}, {str(self.root)!r})"
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if path != self.root and self.root not in path.parents:
+            raise StorageError(f"region {self.region}: key {key!r} escapes the region root {self.root}")
+        return path
+
+    def describe(self, key: str = "") -> str:
+        return str(self._path(key)) if key else str(self.root)
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=self.root, prefix=PARTIAL + "probe.")
+            probe.close()
+        except OSError as exc:
+            raise StorageError(
+                f"region {self.region}: directory {self.root} is not writable ({exc.strerror}); "
+                "fix its 'path' in the configuration or the directory's permissions"
+            ) from None
+
+    def writer(self, key: str) -> _LocalWriter:
+        try:
+            return _LocalWriter(self._path(key))
+        except OSError as exc:
+            raise StorageError(f"region {self.region}: cannot write {self._path(key)}: {exc.strerror}") from None
+
+    def reader(self, key: str) -> BinaryIO:
+        try:
+            return open(self._path(key), "rb")  # noqa: SIM115 - the caller closes it
+        except FileNotFoundError:
+            raise ObjectMissingError(f"region {self.region}: object {self._path(key)} does not exist") from None
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        writer = self.writer(key)
+        try:
+            writer.write(data)
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+
+    def get_bytes(self, key: str) -> bytes:
+        with self.reader(key) as fh:
+            return fh.read()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        base = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
+        if not base.is_dir():
+            return
+        for dirpath, _dirs, files in os.walk(base):
+            for name in sorted(files):
+                if name.startswith(PARTIAL):
+                    continue
+                full = Path(dirpath) / name
+                key = full.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    st = full.stat()
+                    yield ObjectInfo(key, st.st_size, st.st_mtime)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        # Remove directories left empty, up to the root.
+        parent = path.parent
+        while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
+            shutil.rmtree(parent, ignore_errors=True)
+            parent = parent.parent

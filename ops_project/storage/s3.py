@@ -1,0 +1,249 @@
+"""The ``s3`` backend: any S3-compatible endpoint (AWS S3, Cloudflare R2, MinIO, SeaweedFS).
+
+Uploads are multipart with a fixed part size, so memory stays bounded whatever the object's
+size; botocore's standard retry mode backs off on throttling and 5xx. An upload is visible only
+after ``CompleteMultipartUpload``; an aborted or interrupted one leaves nothing listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import BinaryIO
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from ops_project.config import RegionConfig
+from ops_project.errors import BucketMissingError, CredentialsError, ObjectMissingError, StorageError
+from ops_project.storage import ObjectInfo, S3Credentials
+
+_CRED_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "InvalidToken",
+               "ExpiredToken", "AuthorizationHeaderMalformed"}
+_MISSING_BUCKET = {"NoSuchBucket"}
+_MISSING_KEY = {"NoSuchKey", "404", "NotFound"}
+
+
+class S3Store:
+    def __init__(self, region: RegionConfig, creds: S3Credentials, *, part_size: int = 8 << 20):
+        self.region = region.name
+        self.bucket = region.bucket
+        self.prefix = region.prefix.strip("/")
+        self.part_size = part_size
+        self._cfg = region
+        self._endpoint = creds.endpoint_url
+        config = Config(
+            retries={"max_attempts": 6, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+            s3={"addressing_style": "path"} if creds.endpoint_url else {},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        session = boto3.session.Session()
+        self.client = session.client(
+            "s3",
+            endpoint_url=creds.endpoint_url,
+            region_name=region.region_name or "us-east-1",
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key,
+            config=config,
+        )
+
+    def __repr__(self) -> str:
+        return f"S3Store({self.region!r}, bucket={self.bucket!r})"
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def describe(self, key: str = "") -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def _error(self, exc: Exception, action: str, key: str = "") -> StorageError:
+        where = f"region {self.region}: {action} {self.describe(key)}"
+        if isinstance(exc, EndpointConnectionError) or (
+            isinstance(exc, BotoCoreError) and not isinstance(exc, ClientError)
+        ):
+            return StorageError(f"{where} failed: endpoint {self._endpoint or 'AWS'} unreachable ({exc}); "
+                                "check that the server is up and the endpoint URL is right")
+        if isinstance(exc, ClientError):
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _MISSING_BUCKET:
+                return BucketMissingError(
+                    f"{where} failed: bucket {self.bucket!r} does not exist at {self._endpoint or 'AWS'}; "
+                    f"create it or fix regions.{self.region}.bucket in the configuration")
+            if code in _CRED_CODES:
+                names = " and ".join(filter(None, [self._cfg.access_key_id_env, self._cfg.secret_access_key_env]))
+                hint = f"check the variables {names}" if names else "check the default AWS credential chain"
+                return CredentialsError(f"{where} failed: credentials rejected ({code}); {hint}")
+            if code in _MISSING_KEY:
+                return ObjectMissingError(f"{where} failed: object does not exist")
+            return StorageError(f"{where} failed: {code}: {exc.response.get('Error', {}).get('Message', '')}")
+        return StorageError(f"{where} failed: {exc}")
+
+    def check(self) -> None:
+        try:
+            self.client.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "listing") from None
+
+    def writer(self, key: str) -> _MultipartWriter:
+        return _MultipartWriter(self, key)
+
+    def reader(self, key: str) -> BinaryIO:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "reading", key) from None
+        return _Body(self, key, body)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "writing", key) from None
+
+    def get_bytes(self, key: str) -> bytes:
+        with self.reader(key) as fh:
+            return fh.read()
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in _MISSING_KEY:
+                return False
+            raise self._error(exc, "checking", key) from None
+        except BotoCoreError as exc:
+            raise self._error(exc, "checking", key) from None
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix))
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    yield ObjectInfo(obj["Key"][strip:], obj["Size"], obj["LastModified"].timestamp())
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "listing", prefix) from None
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "deleting", key) from None
+
+
+class _Body:
+    """A streaming GET body whose errors come out as StorageError."""
+
+    def __init__(self, store: S3Store, key: str, body):
+        self._store, self._key, self._body = store, key, body
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._body.read(None if n is None or n < 0 else n)
+        except (BotoCoreError, OSError, ClientError) as exc:
+            raise self._store._error(exc, "reading", self._key) from None
+
+    def readinto(self, buf) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._body.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _MultipartWriter:
+    """Buffers one part at a time; at most two parts in flight while the next one fills."""
+
+    def __init__(self, store: S3Store, key: str):
+        self._s, self._key = store, key
+        self._buf = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[Future] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._size = 0
+
+    def _start(self) -> None:
+        try:
+            resp = self._s.client.create_multipart_upload(Bucket=self._s.bucket, Key=self._s._key(self._key))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._s._error(exc, "starting upload of", self._key) from None
+        self._upload_id = resp["UploadId"]
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="s3-part")
+
+    def _upload_part(self, number: int, data: bytes) -> dict:
+        try:
+            resp = self._s.client.upload_part(Bucket=self._s.bucket, Key=self._s._key(self._key),
+                                              UploadId=self._upload_id, PartNumber=number, Body=data)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._s._error(exc, f"uploading part {number} of", self._key) from None
+        return {"PartNumber": number, "ETag": resp["ETag"]}
+
+    def _flush_part(self, data: bytes) -> None:
+        if self._upload_id is None:
+            self._start()
+        # Back-pressure: wait for the oldest part while two are in flight (bounded memory).
+        pending = [f for f in self._parts if not f.done()]
+        if len(pending) >= 2:
+            pending[0].result()
+        for f in self._parts:
+            if f.done():
+                f.result()  # surfaces a failed part at once
+        self._parts.append(self._pool.submit(self._upload_part, len(self._parts) + 1, data))
+
+    def write(self, data: bytes) -> int:
+        self._buf += data
+        self._size += len(data)
+        size = self._s.part_size
+        while len(self._buf) >= size:
+            part = bytes(self._buf[:size])
+            del self._buf[:size]
+            self._flush_part(part)
+        return len(data)
+
+    def commit(self) -> int:
+        if self._upload_id is None:  # small object: a single PUT
+            self._s.put_bytes(self._key, bytes(self._buf))
+            return self._size
+        if self._buf:
+            self._flush_part(bytes(self._buf))
+            self._buf.clear()
+        try:
+            parts = [f.result() for f in self._parts]
+            self._s.client.complete_multipart_upload(
+                Bucket=self._s.bucket, Key=self._s._key(self._key), UploadId=self._upload_id,
+                MultipartUpload={"Parts": parts})
+        except (ClientError, BotoCoreError) as exc:
+            self.abort()
+            raise self._s._error(exc, "completing upload of", self._key) from None
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            if self._pool:
+                self._pool.shutdown(wait=False)
+        return self._size
+
+    def abort(self) -> None:
+        self._buf.clear()
+        if self._pool:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            try:
+                self._s.client.abort_multipart_upload(Bucket=self._s.bucket, Key=self._s._key(self._key),
+                                                      UploadId=upload_id)
+            except (ClientError, BotoCoreError):
+                pass  # the server may be gone; an unfinished upload is never listed as an object

@@ -51,9 +51,10 @@ def check_window(window: Window, now: datetime) -> None:
             f"window, or take an ad-hoc backup with `python -m ops_project backups take`.")
 
 
-def window_closes(end: datetime, next_end: datetime, grace: timedelta | None) -> datetime:
-    """Default grace: until the next window ends, so the latest finished window can always be taken."""
-    return end + grace if grace is not None else next_end
+def make_window(key: str, start: datetime, end: datetime, grace_minutes: int | None) -> Window:
+    """Default grace: one window length, so the latest finished window can always still be taken."""
+    grace = timedelta(minutes=grace_minutes) if grace_minutes else end - start
+    return Window(key=key, start=start, end=end, closes=end + grace)
 
 
 def _now() -> datetime:

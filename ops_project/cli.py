@@ -75,8 +75,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print(f"{'region':<14} {'database':<12} {'backup_id':<20} {'state':<10} {'stored':>10} {'rows':>10}  location")
     for r in rows:
         state = "complete" if r["complete"] else "INCOMPLETE"
+        rows_shown = r["rows"] if r["rows"] is not None else "-"
         print(f"{r['region']:<14} {r['database']:<12} {r['backup_id']:<20} {state:<10} "
-              f"{r['stored_size_bytes'] / 2**20:>9.1f}M {r['rows'] if r['rows'] is not None else '-':>10}  {r['location']}")
+              f"{r['stored_size_bytes'] / 2**20:>9.1f}M {rows_shown:>10}  {r['location']}")
     return 0
 
 

@@ -149,7 +149,7 @@ class OpsConfig(_Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Africa/Johannesburg)")
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Africa/Johannesburg)") from None
         return value
 
     @model_validator(mode="after")

@@ -74,7 +74,7 @@ def plan(entries: Iterable[BackupEntry], policy: Retention, *, now: datetime, tz
         for entry in complete[-policy.keep_last:]:
             keep.setdefault((entry.database, entry.backup_id), []).append("keep_last")
         _buckets(complete, policy.daily, lambda t: t.strftime("%Y-%m-%d"), tz, "daily", keep)
-        _buckets(complete, policy.weekly, lambda t: "%d-W%02d" % t.isocalendar()[:2], tz, "weekly", keep)
+        _buckets(complete, policy.weekly, lambda t: "{}-W{:02d}".format(*t.isocalendar()[:2]), tz, "weekly", keep)
         _buckets(complete, policy.monthly, lambda t: t.strftime("%Y-%m"), tz, "monthly", keep)
         verified = [e for e in complete if is_verified(e)]
         newest_good = (verified or complete)[-1]

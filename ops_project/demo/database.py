@@ -99,8 +99,8 @@ def generate(path: str | Path, size_mb: float = 8, *, seed: int = 42, tenants: i
     next_ids = {"customers": 1, "staff": 1, "services": 1}
     for t in range(1, n_tenants + 1):
         name = f"{rng.choice(_LAST)} {rng.choice(['Salon', 'Clinic', 'Spa', 'Studio', 'Practice'])} {t}"
-        con.execute("INSERT INTO tenants VALUES (?,?,?,?,?)",
-                    (t, f"tenant-{t:04d}", name, rng.choice(_CITIES), _iso(_EPOCH - timedelta(days=rng.randint(30, 900)))))
+        since = _iso(_EPOCH - timedelta(days=rng.randint(30, 900)))
+        con.execute("INSERT INTO tenants VALUES (?,?,?,?,?)", (t, f"tenant-{t:04d}", name, rng.choice(_CITIES), since))
         n_customers = rng.randint(200, 600)
         first = next_ids["customers"]
         rows = []

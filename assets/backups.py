@@ -1,0 +1,120 @@
+"""``database_backup`` and one ``backup_replica`` per secondary region."""
+
+
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
+
+from assets.partitions import backup_partitions, window_partitions
+from ops_project.backup import make_window, take_backup
+from ops_project.catalog import find_for_partition
+from ops_project.config import OpsConfig
+from ops_project.errors import BackupError
+from ops_project.replication import replicate
+from ops_project.resources import database_key, region_key
+
+BACKUP_KEY = AssetKey("database_backup")
+
+
+def replica_key(region: str) -> AssetKey:
+    return AssetKey(["backup_replica", region.replace("-", "_")])
+
+
+def _dims(context: AssetExecutionContext) -> tuple[str, str]:
+    keys = context.partition_key.keys_by_dimension
+    return keys["database"], keys["window"]
+
+
+def build_backup_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
+    partitions = backup_partitions(cfg)
+    windows = window_partitions(cfg)
+    primary = cfg.primary.name
+    db_keys = {database_key(db.name) for db in cfg.databases}
+
+    @asset(
+        key=BACKUP_KEY,
+        partitions_def=partitions,
+        required_resource_keys={"ops_config", "encryption", region_key(primary), *db_keys},
+        kinds={"sqlite", "postgres", "zstd"},
+        group_name="backups",
+        op_tags={"ops/kind": "backup"},
+        description=(
+            f"A consistent online snapshot of one database for one backup window, compressed with zstd, "
+            f"optionally age-encrypted, checksummed and stored in the primary region ({primary}). The manifest "
+            f"(row counts, checksums) is written last: a backup without one is incomplete and never restorable. "
+            f"A window can be taken only after it ends and before its grace period closes; older partitions "
+            f"fail on purpose and store nothing."),
+    )
+    def database_backup(context: AssetExecutionContext) -> MaterializeResult:
+        database, window_key = _dims(context)
+        ops_cfg = context.resources.ops_config.load()
+        tw = windows.time_window_for_partition_key(window_key)
+        window = make_window(window_key, tw.start, tw.end, ops_cfg.backup.grace_minutes)
+        pg_url = getattr(context.resources, database_key(database)).prepare()
+        store = getattr(context.resources, region_key(primary)).store()
+        manifest = take_backup(ops_cfg.database(database), store, ops_cfg.backup, pg_url=pg_url,
+                               recipients=context.resources.encryption.parsed(), window=window,
+                               log=context.log.info)
+        ratio = manifest.source_size_bytes / max(manifest.stored_size_bytes, 1)
+        return MaterializeResult(metadata={
+            "backup_id": manifest.backup_id,
+            "region": primary,
+            "location": MetadataValue.path(store.describe(f"backups/{database}/{manifest.backup_id}/")),
+            "source_size_bytes": manifest.source_size_bytes,
+            "stored_size_bytes": manifest.stored_size_bytes,
+            "compression_ratio": round(ratio, 2),
+            "sha256_stored": manifest.sha256_stored,
+            "encrypted": manifest.encryption is not None,
+            "total_rows": manifest.total_rows,
+            "snapshot_at": manifest.snapshot_finished_at,
+            "duration_seconds": manifest.extra.get("duration_seconds", 0.0),
+            "tables": MetadataValue.md("| table | rows |\n|---|---|\n" + "\n".join(
+                f"| {name} | {stats.rows} |" for name, stats in manifest.tables.items())),
+        })
+
+    assets = [database_backup]
+    for region in cfg.secondaries:
+        assets.append(_replica_asset(cfg, region.name, partitions))
+    return assets
+
+
+def _replica_asset(cfg: OpsConfig, region: str, partitions) -> AssetsDefinition:
+    primary = cfg.primary.name
+
+    @asset(
+        key=replica_key(region),
+        deps=[BACKUP_KEY],
+        partitions_def=partitions,
+        required_resource_keys={region_key(primary), region_key(region)},
+        kinds={"s3"} if cfg.region(region).kind == "s3" else {"file"},
+        group_name="backups",
+        op_tags={"ops/kind": "replication", "ops/region": region},
+        description=(
+            f"The window's backup copied from {primary} to {region} and verified there (sha256 of the stored "
+            f"bytes re-read at the destination, manifest written last). Re-running re-verifies; a replica "
+            f"that no longer matches is reported and re-copied."),
+    )
+    def backup_replica(context: AssetExecutionContext) -> MaterializeResult:
+        database, window_key = _dims(context)
+        src = getattr(context.resources, region_key(primary)).store()
+        dst = getattr(context.resources, region_key(region)).store()
+        entry = find_for_partition(src, database, window_key)
+        if entry is None:
+            raise BackupError(f"no complete backup of {database} for window {window_key} in region {primary}: "
+                              f"materialise database_backup for this partition first")
+        result = replicate(src, dst, database, entry.backup_id)
+        if result.problem:
+            context.log.warning(f"replica was corrupt and has been re-copied: {result.problem}")
+        return MaterializeResult(metadata={
+            "backup_id": result.backup_id,
+            "source_region": result.source_region,
+            "region": result.region,
+            "location": MetadataValue.path(dst.describe(f"backups/{database}/{result.backup_id}/")),
+            "copied": result.copied,
+            "repaired": result.repaired,
+            "bytes": result.bytes,
+            "copy_seconds": round(result.copy_seconds, 3),
+            "verify_seconds": round(result.verify_seconds, 3),
+            "replication_lag_seconds": result.lag_seconds,
+            "problem_found": result.problem or "none",
+        })
+
+    return backup_replica

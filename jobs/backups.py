@@ -1,0 +1,70 @@
+"""``backup_job`` (snapshot + replicas per partition) and ``backup_retention``."""
+
+
+from datetime import UTC, datetime
+
+from dagster import (
+    AssetSelection,
+    Config,
+    JobDefinition,
+    MetadataValue,
+    OpExecutionContext,
+    Output,
+    define_asset_job,
+    job,
+    op,
+)
+
+from assets.backups import BACKUP_KEY, replica_key
+from assets.partitions import backup_partitions
+from ops_project.config import OpsConfig
+from ops_project.resources import region_key
+from ops_project.retention import apply, plan_region
+
+
+def build_backup_job(cfg: OpsConfig) -> object:
+    keys = [BACKUP_KEY, *(replica_key(r.name) for r in cfg.secondaries)]
+    return define_asset_job(
+        "backup_job",
+        selection=AssetSelection.assets(*keys),
+        partitions_def=backup_partitions(cfg),
+        tags={"ops/kind": "backup"},
+        description="Back up one database for one window into the primary region, then replicate it.",
+    )
+
+
+class RetentionConfig(Config):
+    dry_run: bool = False
+
+
+def build_retention_job(cfg: OpsConfig) -> JobDefinition:
+    region_keys = {region_key(r.name) for r in cfg.regions}
+
+    @op(required_resource_keys={"ops_config", *region_keys}, tags={"ops/kind": "retention"})
+    def apply_retention(context: OpExecutionContext, config: RetentionConfig):
+        """Compute the GFS plan per region, show it, then delete (unless dry_run)."""
+        ops_cfg = context.resources.ops_config.load()
+        now = datetime.now(UTC)
+        report, deleted_total = [], 0
+        for region in ops_cfg.regions:
+            store = getattr(context.resources, region_key(region.name)).store()
+            retention_plan = plan_region(store, ops_cfg.backup.retention, now=now, tz=ops_cfg.tz)
+            report.append(retention_plan.markdown())
+            context.log.info(retention_plan.markdown())
+            if not config.dry_run:
+                deleted = apply(store, retention_plan)
+                deleted_total += len(deleted)
+                context.log.info(f"region {region.name}: deleted {len(deleted)} objects")
+        yield Output(None, metadata={
+            "dry_run": config.dry_run,
+            "plan": MetadataValue.md("\n\n".join(report)),
+            "objects_deleted": deleted_total,
+        })
+
+    @job(name="backup_retention", tags={"ops/kind": "retention"},
+         description="Keep-last plus daily/weekly/monthly retention in every region; plan first, dry run "
+                     "supported; never deletes the newest good backup.")
+    def backup_retention():
+        apply_retention()
+
+    return backup_retention

@@ -1,0 +1,27 @@
+"""The single assembly point: configuration → assets, jobs, schedules, resources.
+
+``workspace.yaml`` and ``[tool.dg]`` in pyproject.toml both point here.
+"""
+
+
+from dagster import Definitions
+
+from assets.backups import build_backup_assets
+from jobs.backups import build_backup_job, build_retention_job
+from ops_project.config import OpsConfig, load_config
+from ops_project.resources import build_resources
+from schedules.backups import build_backup_schedule, build_retention_schedule
+
+
+def build_definitions(cfg: OpsConfig) -> Definitions:
+    backup_job = build_backup_job(cfg)
+    retention_job = build_retention_job(cfg)
+    return Definitions(
+        assets=build_backup_assets(cfg),
+        jobs=[backup_job, retention_job],
+        schedules=[build_backup_schedule(cfg, backup_job), build_retention_schedule(cfg, retention_job)],
+        resources=build_resources(cfg),
+    )
+
+
+defs = build_definitions(load_config())

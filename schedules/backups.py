@@ -1,0 +1,31 @@
+"""Backups on the configured cron, retention daily; both in the configured time zone."""
+
+
+from dagster import RunRequest, ScheduleDefinition, ScheduleEvaluationContext, SkipReason, schedule
+
+from assets.partitions import backup_partition_key, last_window_key
+from ops_project.config import OpsConfig
+
+
+def build_backup_schedule(cfg: OpsConfig, job) -> ScheduleDefinition:
+    databases = [db.name for db in cfg.databases]
+
+    @schedule(name="backup_schedule", cron_schedule=cfg.backup.cron, execution_timezone=cfg.timezone, job=job,
+              description="At the end of each backup window, back up every database for that window.")
+    def backup_schedule(context: ScheduleEvaluationContext):
+        window_key = last_window_key(cfg, context.scheduled_execution_time)
+        if window_key is None:
+            return SkipReason(f"no backup window has ended yet (first window starts {cfg.backup.start})")
+        return [
+            RunRequest(run_key=f"backup|{window_key}|{db}", partition_key=backup_partition_key(db, window_key),
+                       tags={"ops/kind": "backup", "ops/database": db})
+            for db in databases
+        ]
+
+    return backup_schedule
+
+
+def build_retention_schedule(cfg: OpsConfig, job) -> ScheduleDefinition:
+    return ScheduleDefinition(name="backup_retention_schedule", cron_schedule=cfg.backup.retention_cron,
+                              execution_timezone=cfg.timezone, job=job,
+                              description="Daily retention in every region.")

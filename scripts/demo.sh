@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# README command 1: install, then run the main job (backup_job) on the embedded default and
+# print where its backups are. Runs are kept in .ops/dagster_home for the UI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+export DAGSTER_HOME=${DAGSTER_HOME:-$PWD/.ops/dagster_home}
+mkdir -p "$DAGSTER_HOME"
+.venv/bin/python scripts/run_backup_job.py
+echo
+.venv/bin/python -m ops_project backups list

@@ -1,0 +1,1 @@
+"""Dagster sensor definitions (the release-tag sensor arrives with deploy validation)."""

@@ -42,12 +42,12 @@ def table_stats(con: psycopg.Connection) -> SnapshotStats:
         "SELECT c.table_schema, c.table_name, c.column_name, c.data_type, c.is_nullable, "
         "coalesce(c.column_default, '') FROM information_schema.columns c "
         "JOIN information_schema.tables t USING (table_schema, table_name) "
-        "WHERE t.table_type = 'BASE TABLE' AND c.table_schema NOT IN %s "
-        "AND c.table_schema NOT LIKE 'pg_temp%%' "
-        "ORDER BY 1, 2, c.ordinal_position", (SYSTEM_SCHEMAS,))
+        "WHERE t.table_type = 'BASE TABLE' AND c.table_schema <> ALL(%s) "
+        "AND c.table_schema NOT LIKE 'pg\\_temp%%' "
+        "ORDER BY 1, 2, c.ordinal_position", (list(SYSTEM_SCHEMAS),))
     columns = cur.fetchall()
-    cur.execute("SELECT schemaname, indexname, indexdef FROM pg_indexes WHERE schemaname NOT IN %s "
-                "ORDER BY 1, 2", (SYSTEM_SCHEMAS,))
+    cur.execute("SELECT schemaname, indexname, indexdef FROM pg_indexes WHERE schemaname <> ALL(%s) "
+                "ORDER BY 1, 2", (list(SYSTEM_SCHEMAS),))
     indexes = cur.fetchall()
     fingerprint = hashlib.sha256(repr((columns, indexes)).encode()).hexdigest()
     tables: dict[str, TableStats] = {}

@@ -1,0 +1,143 @@
+"""Shared fixtures: real SeaweedFS regions, a throw-away PostgreSQL database, demo data, configs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+
+from ops_project.demo.database import generate
+from tests.servers import ACCESS_KEY, SECRET_KEY, start_weed
+
+PG_ADMIN = os.environ.get("OPS_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def weed_pair(tmp_path_factory):
+    """Two SeaweedFS servers: two S3 regions."""
+    servers = []
+    try:
+        for name in ("weed-a", "weed-b"):
+            servers.append(start_weed(tmp_path_factory.mktemp(name)))
+        yield servers
+    finally:
+        for s in servers:
+            s.stop()
+
+
+@pytest.fixture
+def s3_env(monkeypatch, weed_pair):
+    """Environment variables an s3 region config names (values never appear in config)."""
+    monkeypatch.setenv("OPS_T_ENDPOINT_A", weed_pair[0].endpoint)
+    monkeypatch.setenv("OPS_T_ENDPOINT_B", weed_pair[1].endpoint)
+    monkeypatch.setenv("OPS_T_KEY", ACCESS_KEY)
+    monkeypatch.setenv("OPS_T_SECRET", SECRET_KEY)
+    return weed_pair
+
+
+def s3_region(name: str, bucket: str, endpoint_env: str) -> dict:
+    return {"name": name, "kind": "s3", "bucket": bucket, "endpoint_url_env": endpoint_env,
+            "access_key_id_env": "OPS_T_KEY", "secret_access_key_env": "OPS_T_SECRET"}
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def demo_db_template(tmp_path_factory) -> Path:
+    return generate(tmp_path_factory.mktemp("demo") / "booking.db", 3, seed=7)
+
+
+@pytest.fixture
+def demo_db(tmp_path, demo_db_template) -> Path:
+    path = tmp_path / "live" / "booking.db"
+    path.parent.mkdir()
+    shutil.copy(demo_db_template, path)
+    return path
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    def write(databases: list[dict], regions: list[dict], **extra) -> Path:
+        path = tmp_path / f"ops-{uuid.uuid4().hex[:6]}.yaml"
+        doc = {"timezone": "Africa/Johannesburg", "databases": databases, "regions": regions, **extra}
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return path
+
+    return write
+
+
+def local_region(tmp_path: Path, name: str) -> dict:
+    return {"name": name, "kind": "local", "path": str(tmp_path / "regions" / name)}
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    try:
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as con:
+            con.execute("SELECT 1")
+    except psycopg.Error as exc:
+        pytest.fail(f"PostgreSQL is required at {PG_ADMIN} and is not reachable: {exc}", pytrace=False)
+    for tool in ("pg_dump", "pg_restore", "psql"):
+        if not shutil.which(tool):
+            pytest.fail(f"{tool} is required on PATH (apt-get install postgresql-client)", pytrace=False)
+    return PG_ADMIN
+
+
+def _db_url(name: str) -> str:
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+def scratch_pg(pg_server):
+    """Create throw-away databases; all are dropped at the end of the test."""
+    made = []
+
+    def make(name: str | None = None) -> str:
+        name = name or f"ops_test_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(pg_server, autocommit=True) as con:
+            con.execute(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return _db_url(name)
+
+    yield make
+    with psycopg.connect(pg_server, autocommit=True) as con:
+        for name in made:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+PG_BOOKING_SQL = """
+CREATE TABLE tenants (id serial PRIMARY KEY, slug text UNIQUE NOT NULL, name text NOT NULL);
+CREATE TABLE customers (id serial PRIMARY KEY, tenant_id int NOT NULL REFERENCES tenants(id), email text NOT NULL);
+CREATE TABLE appointments (
+    id bigserial PRIMARY KEY, tenant_id int NOT NULL REFERENCES tenants(id),
+    customer_id int NOT NULL REFERENCES customers(id), starts_at timestamptz NOT NULL,
+    status text NOT NULL, notes text);
+CREATE INDEX appointments_tenant_start ON appointments (tenant_id, starts_at);
+INSERT INTO tenants (slug, name) SELECT 'tenant-' || g, 'Salon ' || g FROM generate_series(1, 20) g;
+INSERT INTO customers (tenant_id, email) SELECT 1 + g % 20, 'c' || g || '@example.com' FROM generate_series(1, 5000) g;
+INSERT INTO appointments (tenant_id, customer_id, starts_at, status, notes)
+SELECT 1 + g % 20, 1 + g % 5000, timestamptz '2026-01-01' + g * interval '15 minutes',
+       (ARRAY['booked','confirmed','completed','cancelled'])[1 + g % 4], repeat('note ', g % 30)
+FROM generate_series(1, %(rows)s) g;
+"""
+
+
+@pytest.fixture
+def pg_booking(scratch_pg):
+    """A PostgreSQL booking database with a few tens of thousands of rows."""
+    url = scratch_pg()
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute(PG_BOOKING_SQL.replace("%(rows)s", "40000"))
+    return url
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, capture_output=True, **kw)

@@ -1,0 +1,100 @@
+"""One contract, every backend: `local` (a directory) and `s3` (a real SeaweedFS server)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from ops_project.config import RegionConfig
+from ops_project.errors import BucketMissingError, CredentialsError, ObjectMissingError, StorageError
+from ops_project.storage import S3Credentials, open_store
+from tests.conftest import unique
+from tests.servers import ACCESS_KEY, SECRET_KEY, free_ports
+
+PART = 5 << 20  # the S3 minimum, so multipart kicks in on modest objects
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    if request.param == "local":
+        return open_store(RegionConfig(name="here", kind="local", path=tmp_path / "region"), part_size=PART)
+    weed = request.getfixturevalue("weed_pair")[0]
+    bucket = weed.make_bucket(unique("contract"))
+    region = RegionConfig(name="there", kind="s3", bucket=bucket, prefix="ops")
+    return open_store(region, S3Credentials(weed.endpoint, ACCESS_KEY, SECRET_KEY), part_size=PART)
+
+
+def test_put_get_exists_list_delete(store):
+    store.check()
+    store.put_bytes("backups/db/1/manifest.json", b'{"a": 1}')
+    store.put_bytes("backups/db/1/data.bin", b"x" * 10)
+    store.put_bytes("other/thing", b"y")
+    assert store.get_bytes("backups/db/1/manifest.json") == b'{"a": 1}'
+    assert store.exists("backups/db/1/data.bin")
+    assert not store.exists("backups/db/2/data.bin")
+    listed = {o.key: o.size for o in store.list("backups/")}
+    assert listed == {"backups/db/1/manifest.json": 8, "backups/db/1/data.bin": 10}
+    store.delete("backups/db/1/data.bin")
+    assert not store.exists("backups/db/1/data.bin")
+    assert [o.key for o in store.list("backups/")] == ["backups/db/1/manifest.json"]
+
+
+def test_streaming_multipart_roundtrip(store):
+    payload = os.urandom(PART * 2 + 12345)  # three parts, the last one short
+    writer = store.writer("big/object")
+    for i in range(0, len(payload), 1 << 20):
+        writer.write(payload[i:i + (1 << 20)])
+    assert not store.exists("big/object"), "an uncommitted object must not be visible"
+    assert writer.commit() == len(payload)
+    sha = hashlib.sha256()
+    with store.reader("big/object") as fh:
+        while chunk := fh.read(1 << 20):
+            sha.update(chunk)
+    assert sha.hexdigest() == hashlib.sha256(payload).hexdigest()
+
+
+def test_aborted_write_leaves_nothing(store):
+    writer = store.writer("half/object")
+    writer.write(os.urandom(PART + 10))
+    writer.abort()
+    assert not store.exists("half/object")
+    assert list(store.list("half/")) == []
+
+
+def test_missing_object_is_a_clear_error(store):
+    with pytest.raises(ObjectMissingError, match="does not exist"):
+        store.get_bytes("no/such/object")
+
+
+def test_s3_missing_bucket(weed_pair):
+    weed = weed_pair[0]
+    region = RegionConfig(name="eu-x", kind="s3", bucket="no-such-bucket-here")
+    store = open_store(region, S3Credentials(weed.endpoint, ACCESS_KEY, SECRET_KEY))
+    with pytest.raises(BucketMissingError, match="bucket 'no-such-bucket-here' does not exist") as err:
+        store.check()
+    assert "regions.eu-x.bucket" in str(err.value)
+
+
+def test_s3_wrong_credentials_names_the_variables_not_the_values(weed_pair):
+    weed = weed_pair[0]
+    bucket = weed.make_bucket(unique("creds"))
+    region = RegionConfig(name="eu-x", kind="s3", bucket=bucket, access_key_id_env="EU_KEY",
+                          secret_access_key_env="EU_SECRET")
+    store = open_store(region, S3Credentials(weed.endpoint, ACCESS_KEY, "wrong-secret-value"))
+    with pytest.raises(CredentialsError) as err:
+        store.put_bytes("x", b"1")
+    message = str(err.value)
+    assert "credentials rejected" in message and "EU_KEY" in message and "EU_SECRET" in message
+    assert "wrong-secret-value" not in message
+    assert not weed.client().list_objects_v2(Bucket=bucket).get("Contents")
+
+
+def test_s3_unreachable_endpoint():
+    port = free_ports(1)[0]
+    region = RegionConfig(name="gone", kind="s3", bucket="whatever")
+    store = open_store(region, S3Credentials(f"http://127.0.0.1:{port}", ACCESS_KEY, SECRET_KEY))
+    store.client.meta.config.retries["max_attempts"] = 1
+    with pytest.raises(StorageError, match="unreachable"):
+        store.check()

@@ -37,14 +37,16 @@ def download(store, database: str, backup_id: str, dest: Path) -> Path:
 
 def sqlite_counts(path: Path) -> dict[str, int]:
     con = sqlite3.connect(path)
-    names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+    names = [r[0] for r in con.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
     return {n: con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
 
 
 def test_sqlite_backup_local_primary_s3_replica_restores_with_stock_tools(tmp_path, demo_db, s3_env, write_config):
     bucket = s3_env[0].make_bucket(unique("eu"))
     cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
-                                   [local_region(tmp_path, "af-south-1"), s3_region("eu-west-1", bucket, "OPS_T_ENDPOINT_A")]))
+                                   [local_region(tmp_path, "af-south-1"),
+                                    s3_region("eu-west-1", bucket, "OPS_T_ENDPOINT_A")]))
     primary, replica = store_for(cfg, cfg.primary), store_for(cfg, cfg.regions[1])
     manifest = take_backup(cfg.databases[0], primary, cfg.backup)
     result = replicate(primary, replica, "booking", manifest.backup_id)
@@ -306,8 +308,8 @@ def test_cli_take_and_list_without_dagster(tmp_path, demo_db, write_config):
     bad = subprocess.run([*base, "list", "--region", "nowhere"], capture_output=True, text=True)
     assert bad.returncode == 1 and "no region named 'nowhere'" in bad.stderr
     # The CLI never imports Dagster (it must work, and start fast, when Dagster is down).
-    probe = subprocess.run([sys.executable, "-c", "import sys, runpy; sys.argv=['x','--config',%r,'backups','list'];"
-                            "\ntry:\n runpy.run_module('ops_project', run_name='__main__')\nexcept SystemExit: pass\n"
-                            "print('DAGSTER' if any(m.startswith('dagster') for m in sys.modules) else 'CLEAN')"
-                            % str(path)], capture_output=True, text=True, check=True)
+    script = (f"import sys, runpy; sys.argv=['x', '--config', {str(path)!r}, 'backups', 'list']\n"
+              "try:\n runpy.run_module('ops_project', run_name='__main__')\nexcept SystemExit: pass\n"
+              "print('DAGSTER' if any(m.startswith('dagster') for m in sys.modules) else 'CLEAN')")
+    probe = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert probe.stdout.strip().endswith("CLEAN")

@@ -150,18 +150,18 @@ def test_postgres_unreachable_names_host_not_password(tmp_path, write_config):
 
 
 WRITER = r"""
-import sqlite3, sys, time
+import os, sqlite3, sys
 con = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
 con.execute("PRAGMA busy_timeout=30000")
+con.execute("PRAGMA synchronous=OFF")
 n = 0
-deadline = time.time() + float(sys.argv[2])
-while time.time() < deadline:
+while not os.path.exists(sys.argv[2]):
     con.execute("BEGIN IMMEDIATE")
     con.execute("INSERT INTO ledger(payload) VALUES (randomblob(200))")
     con.execute("UPDATE counter SET n = n + 1")
     con.execute("COMMIT")
     n += 1
-    if n == 50:
+    if n == 20:
         print("started", flush=True)
 print(n, flush=True)
 """
@@ -177,12 +177,23 @@ def test_sqlite_snapshot_is_consistent_while_writers_write(tmp_path, write_confi
     con.close()
     cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(live)}],
                                    [local_region(tmp_path, "r1")]))
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(live), "6"], stdout=subprocess.PIPE, text=True)
-               for _ in range(2)]
-    for w in writers:
-        assert w.stdout.readline().strip() == "started"
-    store = store_for(cfg, cfg.primary)
-    manifest = take_backup(cfg.databases[0], store, cfg.backup)
+    stop = tmp_path / "stop"
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(live), str(stop)], stdout=subprocess.PIPE,
+                                text=True) for _ in range(2)]
+    try:
+        for w in writers:
+            assert w.stdout.readline().strip() == "started"
+        store = store_for(cfg, cfg.primary)
+        manifest = take_backup(cfg.databases[0], store, cfg.backup)
+        snap_rows = manifest.tables["ledger"].rows
+        deadline = time.monotonic() + 60
+        live_con = sqlite3.connect(live, timeout=30)
+        while live_con.execute("SELECT count(*) FROM ledger").fetchone()[0] <= snap_rows + 20:
+            assert time.monotonic() < deadline, "writers stopped writing after the snapshot"
+            time.sleep(0.05)
+        live_con.close()
+    finally:
+        stop.touch()
     written = sum(int(w.stdout.readline()) for w in writers)
     for w in writers:
         assert w.wait(timeout=60) == 0
@@ -195,8 +206,8 @@ def test_sqlite_snapshot_is_consistent_while_writers_write(tmp_path, write_confi
     ledger = rcon.execute("SELECT count(*) FROM ledger").fetchone()[0]
     counter = rcon.execute("SELECT n FROM counter").fetchone()[0]
     assert ledger == counter, "rows and counter from different points in time"
-    assert ledger == manifest.tables["ledger"].rows
-    assert 100 <= ledger < written, (ledger, written)  # writers wrote before and after the snapshot
+    assert ledger == snap_rows
+    assert 40 <= ledger < written, (ledger, written)  # writers wrote before and after the snapshot
 
 
 def test_s3_killed_mid_upload_leaves_nothing_complete(tmp_path, write_config, monkeypatch):

@@ -2,19 +2,22 @@
 
 The backup API copies every page inside one read transaction, so writers keep writing (WAL) or
 wait briefly (rollback journal) and the copy is a single point in time. The copy goes to a
-scratch file next to nothing else; row counts and content checksums are read from that frozen
-copy while the compressor streams it, so neither touches the live database again.
+scratch file; row counts and content checksums are read from that frozen copy (in a second
+process) while the compressor streams it, so neither touches the live database again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import marshal
 import sqlite3
+import subprocess
+import sys
 import tempfile
-import threading
 from collections.abc import Iterator
-from concurrent.futures import Future
+from dataclasses import asdict
 from pathlib import Path
 
 from ops_project.databases import MASK64, Snapshot, SnapshotStats
@@ -29,8 +32,9 @@ def _quote(name: str) -> str:
 def table_stats(con: sqlite3.Connection) -> SnapshotStats:
     """Schema fingerprint and, per table, row count and an order-independent content checksum.
 
-    The checksum is the sum mod 2^64 of a 64-bit BLAKE2b digest of each row's repr, so the order
-    the rows come back in does not matter; any changed, added or removed row changes it.
+    The checksum is the sum mod 2^64 of a 64-bit BLAKE2b digest of each row's ``marshal``
+    encoding (format version 2: no back-references, so equal rows always encode alike), so the
+    order the rows come back in does not matter; any changed, added or removed row changes it.
     """
     schema = con.execute(
         "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master "
@@ -40,12 +44,10 @@ def table_stats(con: sqlite3.Connection) -> SnapshotStats:
     for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type='table' "
                                "AND name NOT LIKE 'sqlite_%' ORDER BY name").fetchall():
         total = count = 0
-        blake = hashlib.blake2b
-        cur = con.execute(f"SELECT * FROM {_quote(name)}")
-        while rows := cur.fetchmany(4096):
-            for row in rows:
-                total += int.from_bytes(blake(repr(row).encode(), digest_size=8).digest(), "little")
-            count += len(rows)
+        blake, dumps, from_bytes = hashlib.blake2b, marshal.dumps, int.from_bytes
+        for row in con.execute(f"SELECT * FROM {_quote(name)}"):
+            total += from_bytes(blake(dumps(row, 2), digest_size=8).digest(), "little")
+            count += 1
         tables[name] = TableStats(rows=count, checksum=f"{total & MASK64:016x}")
     return SnapshotStats(fingerprint, tables)
 
@@ -87,21 +89,37 @@ def snapshot(path: str | Path, *, scratch_dir: str | Path | None = None) -> Iter
         con = sqlite3.connect(copy)
         con.execute("PRAGMA journal_mode=DELETE")
         con.close()
-        future: Future = Future()
+        # Checksums are CPU-bound Python; a separate process reads the frozen copy while this one
+        # compresses it, so the two use both cores instead of taking turns on the GIL.
+        proc = subprocess.Popen([sys.executable, "-m", "ops_project.databases.sqlite", str(copy)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-        def compute() -> None:
-            try:
-                future.set_result(stats_of_file(copy))
-            except BaseException as exc:  # noqa: BLE001 - delivered through the future
-                future.set_exception(exc)
+        def stats() -> SnapshotStats:
+            out, err = proc.communicate()
+            if proc.returncode != 0:
+                raise BackupError(f"computing row counts and checksums of the snapshot of {source} failed: "
+                                  f"{err.decode(errors='replace').strip().splitlines()[-1:]}")
+            return _stats_from_json(out)
 
-        worker = threading.Thread(target=compute, name="sqlite-stats", daemon=True)
-        worker.start()
-        with open(copy, "rb") as stream:
-            yield Snapshot(
-                stream=stream,
-                stats=future.result,
-                source_size=lambda: copy.stat().st_size,
-                tool_versions={"sqlite": sqlite3.sqlite_version},
-            )
-        worker.join()
+        try:
+            with open(copy, "rb") as stream:
+                yield Snapshot(stream=stream, stats=stats, source_size=lambda: copy.stat().st_size,
+                               tool_versions={"sqlite": sqlite3.sqlite_version})
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+def _stats_to_json(stats: SnapshotStats) -> str:
+    return json.dumps({"schema_fingerprint": stats.schema_fingerprint,
+                       "tables": {name: asdict(t) for name, t in stats.tables.items()}})
+
+
+def _stats_from_json(raw: bytes) -> SnapshotStats:
+    doc = json.loads(raw)
+    return SnapshotStats(doc["schema_fingerprint"], {n: TableStats(**t) for n, t in doc["tables"].items()})
+
+
+if __name__ == "__main__":  # the stats worker: python -m ops_project.databases.sqlite FILE
+    print(_stats_to_json(stats_of_file(sys.argv[1])))

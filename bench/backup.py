@@ -1,0 +1,250 @@
+"""Backup benchmark: ours against the plain tools doing the same work, in the same run.
+
+    .venv/bin/python bench/backup.py            # full run (1 GiB SQLite, ~1 GB PostgreSQL, 2 GB RSS probe)
+    .venv/bin/python bench/backup.py --quick    # small sizes, to check the harness
+
+Every measured step runs as its own process; wall time and peak RSS (wait4) are recorded.
+Comparisons (goals from the foundation issue):
+  1. SQLite 1 GiB: `backups take` to a local region  vs  `sqlite3 .backup` + `zstd -3 -T2`   (≤ 1.0×)
+  2. PostgreSQL ~1 GB: `backups take`                vs  `pg_dump -Fc -Z0 | zstd -3 -T2`     (≤ 1.15×)
+  3. Replication to SeaweedFS (copy + verify)        vs  bare boto3 upload_file             (≤ 1.2×)
+  4. Peak RSS of `backups take` on 100 MB and 2 GB databases                                (≤ 150 MB, flat)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import psycopg
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ops_project.demo.database import generate  # noqa: E402
+from tests.servers import ACCESS_KEY, SECRET_KEY, start_weed  # noqa: E402
+
+PY = sys.executable
+PG_ADMIN = os.environ.get("OPS_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def measure(cmd: list[str] | str, env: dict | None = None, shell: bool = False) -> tuple[float, float]:
+    """(seconds, peak RSS in MiB summed over the command's whole process tree), sampled every 10 ms.
+
+    Sampling, not wait4's ru_maxrss: a forked child inherits its parent's high-water mark, which
+    would report this harness's own size for every command.
+    """
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    root, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.01)
+    seconds = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed: {cmd}\n{proc.stderr.read().decode()[-2000:]}")
+    return seconds, peak / 2**20
+
+
+def drop_caches_hint() -> None:
+    os.sync()
+
+
+def demo(out: Path, size_mb: int) -> Path:
+    path = out / f"demo-{size_mb}.db"
+    if not path.exists():
+        t = time.perf_counter()
+        generate(path, size_mb, seed=1)
+        print(f"  generated {path.name}: {path.stat().st_size / 2**20:.0f} MiB in {time.perf_counter() - t:.1f}s")
+    return path
+
+
+def config(out: Path, databases: list[dict], regions: list[dict]) -> Path:
+    path = out / f"bench-{len(list(out.glob('bench-*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump({"timezone": "UTC", "databases": databases, "regions": regions,
+                                    "backup": {"compression": {"level": 3, "threads": 2}}}))
+    return path
+
+
+def best_of(n: int, fn) -> tuple[float, float]:
+    runs = [fn() for _ in range(n)]
+    return min(r[0] for r in runs), max(r[1] for r in runs)
+
+
+def bench_sqlite(out: Path, size_mb: int, rounds: int) -> dict:
+    db = demo(out, size_mb)
+    region = out / "region-sqlite"
+    cfg = config(out, [{"name": "booking", "engine": "sqlite", "path": str(db)}],
+                 [{"name": "local", "kind": "local", "path": str(region)}])
+
+    def ours():
+        shutil.rmtree(region, ignore_errors=True)
+        drop_caches_hint()
+        return measure([PY, "-m", "ops_project", "--config", str(cfg), "backups", "take", "--database", "booking",
+                        "--quiet"])
+
+    def pair():
+        tmp = out / "pair.sqlite"
+        tmp.unlink(missing_ok=True)
+        drop_caches_hint()
+        result = measure(f"sqlite3 {db} '.backup {tmp}' && zstd -3 -T2 -q -f {tmp} -o {out / 'pair.sqlite.zst'}",
+                         shell=True)
+        tmp.unlink(missing_ok=True)
+        return result
+
+    o, p = best_of(rounds, ours), best_of(rounds, pair)
+    stored = sum(f.stat().st_size for f in region.rglob("data.*"))
+    return {"size_mib": round(db.stat().st_size / 2**20), "ours_s": round(o[0], 2), "ours_rss_mib": round(o[1]),
+            "pair_s": round(p[0], 2), "pair_zstd_bytes": (out / "pair.sqlite.zst").stat().st_size,
+            "ours_stored_bytes": stored, "ratio": round(o[0] / p[0], 3)}
+
+
+def bench_rss(out: Path, size_mb: int) -> dict:
+    db = demo(out, size_mb)
+    region = out / f"region-rss-{size_mb}"
+    cfg = config(out, [{"name": "booking", "engine": "sqlite", "path": str(db)}],
+                 [{"name": "local", "kind": "local", "path": str(region)}])
+    shutil.rmtree(region, ignore_errors=True)
+    s, rss = measure([PY, "-m", "ops_project", "--config", str(cfg), "backups", "take", "--database", "booking",
+                      "--quiet"])
+    shutil.rmtree(region, ignore_errors=True)
+    return {"size_mib": round(db.stat().st_size / 2**20), "seconds": round(s, 2), "peak_rss_mib": round(rss)}
+
+
+def bench_postgres(out: Path, size_mb: int, rounds: int) -> dict:
+    name = "ops_bench_backup"
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(PG_ADMIN, autocommit=True) as con:
+        exists = con.execute("SELECT 1 FROM pg_database WHERE datname=%s", (name,)).fetchone()
+        if not exists:
+            con.execute(f"CREATE DATABASE {name}")
+    with psycopg.connect(url, autocommit=True) as con:
+        if not con.execute("SELECT to_regclass('appointments')").fetchone()[0]:
+            t = time.perf_counter()
+            rows = int(size_mb * 1024 * 1024 / 190)
+            con.execute("""
+                CREATE TABLE tenants (id int PRIMARY KEY, name text);
+                INSERT INTO tenants SELECT g, 'tenant ' || g FROM generate_series(1, 200) g;
+                CREATE TABLE appointments (id bigint PRIMARY KEY, tenant_id int REFERENCES tenants(id),
+                    customer_id int, starts_at timestamptz, status text, notes text)""")
+            con.execute(f"""
+                INSERT INTO appointments
+                SELECT g, 1 + g % 200, g % 100000, timestamptz '2024-01-01' + g * interval '7 minutes',
+                       (ARRAY['booked','confirmed','completed','cancelled'])[1 + g % 4],
+                       md5(g::text) || ' ' || repeat(substr('please call before arriving, first visit, ', 1 + g % 20),
+                                                     1 + g % 3)
+                FROM generate_series(1, {rows}) g""")
+            con.execute("CREATE INDEX ON appointments (tenant_id, starts_at)")
+            con.execute("VACUUM ANALYZE")
+            print(f"  generated PostgreSQL {name} in {time.perf_counter() - t:.1f}s")
+        size = con.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    region = out / "region-pg"
+    cfg = config(out, [{"name": "core", "engine": "postgres", "url_env": "OPS_BENCH_PG_URL"}],
+                 [{"name": "local", "kind": "local", "path": str(region)}])
+    env = dict(os.environ, OPS_BENCH_PG_URL=url)
+
+    def ours():
+        shutil.rmtree(region, ignore_errors=True)
+        return measure([PY, "-m", "ops_project", "--config", str(cfg), "backups", "take", "--database", "core",
+                        "--quiet"], env=env)
+
+    def pair():
+        return measure(f"pg_dump -Fc -Z0 '{url}' | zstd -3 -T2 -q > {out / 'pair.pgdump.zst'}", shell=True)
+
+    o, p = best_of(rounds, ours), best_of(rounds, pair)
+    return {"database_mib": round(size / 2**20), "ours_s": round(o[0], 2), "ours_rss_mib": round(o[1]),
+            "pair_s": round(p[0], 2), "ratio": round(o[0] / p[0], 3)}
+
+
+REPLICATE = """
+import sys
+from ops_project.config import RegionConfig
+from ops_project.replication import replicate
+from ops_project.storage import S3Credentials, open_store
+src = open_store(RegionConfig(name="src", kind="local", path=sys.argv[1]))
+dst = open_store(RegionConfig(name="dst", kind="s3", bucket=sys.argv[3]), S3Credentials(sys.argv[2], sys.argv[4], sys.argv[5]))
+replicate(src, dst, "booking", sys.argv[6])
+"""
+
+BARE = """
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], aws_access_key_id=sys.argv[3], aws_secret_access_key=sys.argv[4],
+                  region_name="us-east-1")
+s3.upload_file(sys.argv[5], sys.argv[2], "bare/" + sys.argv[5].rsplit("/", 1)[-1])
+"""
+
+
+def bench_replication(out: Path, size_mb: int, rounds: int) -> dict:
+    region = out / "region-sqlite"
+    if not any(region.rglob("manifest.json")):
+        bench_sqlite(out, size_mb, 1)
+    manifest_path = next(region.rglob("manifest.json"))
+    manifest = json.loads(manifest_path.read_text())
+    data = manifest_path.parent / manifest["data_object"]
+    weed = start_weed(Path(tempfile.mkdtemp(prefix="bench-weed-", dir=out)))
+    try:
+        results_ours, results_bare = [], []
+        for i in range(rounds):
+            bucket = weed.make_bucket(f"bench-{i}-{int(time.time())}")
+            results_ours.append(measure([PY, "-c", REPLICATE, str(region), weed.endpoint, bucket, ACCESS_KEY,
+                                         SECRET_KEY, manifest["backup_id"]]))
+            results_bare.append(measure([PY, "-c", BARE, weed.endpoint, bucket, ACCESS_KEY, SECRET_KEY, str(data)]))
+        o = min(r[0] for r in results_ours), max(r[1] for r in results_ours)
+        b = min(r[0] for r in results_bare), max(r[1] for r in results_bare)
+    finally:
+        weed.stop()
+        shutil.rmtree(weed.data_dir, ignore_errors=True)
+    return {"object_mib": round(data.stat().st_size / 2**20, 1), "ours_s": round(o[0], 2),
+            "ours_rss_mib": round(o[1]), "bare_boto3_s": round(b[0], 2), "bare_rss_mib": round(b[1]),
+            "ratio": round(o[0] / b[0], 3)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default=str(REPO / "bench" / "out"))
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--only", choices=["sqlite", "postgres", "replication", "rss"], action="append")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sizes = {"sqlite": 64, "pg": 50, "rss": (20, 100)} if args.quick else {"sqlite": 1024, "pg": 1000,
+                                                                             "rss": (100, 2048)}
+    only = set(args.only or ["sqlite", "postgres", "replication", "rss"])
+    results: dict = {"machine": f"{os.cpu_count()} cores", "quick": args.quick}
+    if "sqlite" in only:
+        print("sqlite backup ...", flush=True)
+        results["sqlite"] = bench_sqlite(out, sizes["sqlite"], args.rounds)
+        print("  ", results["sqlite"], flush=True)
+    if "replication" in only:
+        print("replication ...", flush=True)
+        results["replication"] = bench_replication(out, sizes["sqlite"], args.rounds)
+        print("  ", results["replication"], flush=True)
+    if "postgres" in only:
+        print("postgres backup ...", flush=True)
+        results["postgres"] = bench_postgres(out, sizes["pg"], args.rounds)
+        print("  ", results["postgres"], flush=True)
+    if "rss" in only:
+        print("peak RSS ...", flush=True)
+        results["rss"] = [bench_rss(out, s) for s in sizes["rss"]]
+        print("  ", results["rss"], flush=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

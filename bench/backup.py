@@ -125,7 +125,7 @@ def bench_rss(out: Path, size_mb: int) -> dict:
 
 
 def bench_postgres(out: Path, size_mb: int, rounds: int) -> dict:
-    name = "ops_bench_backup"
+    name = f"ops_bench_backup_{size_mb}"
     url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
     with psycopg.connect(PG_ADMIN, autocommit=True) as con:
         exists = con.execute("SELECT 1 FROM pg_database WHERE datname=%s", (name,)).fetchone()
@@ -175,7 +175,8 @@ from ops_project.config import RegionConfig
 from ops_project.replication import replicate
 from ops_project.storage import S3Credentials, open_store
 src = open_store(RegionConfig(name="src", kind="local", path=sys.argv[1]))
-dst = open_store(RegionConfig(name="dst", kind="s3", bucket=sys.argv[3]), S3Credentials(sys.argv[2], sys.argv[4], sys.argv[5]))
+dst = open_store(RegionConfig(name="dst", kind="s3", bucket=sys.argv[3]),
+                 S3Credentials(sys.argv[2], sys.argv[4], sys.argv[5]))
 replicate(src, dst, "booking", sys.argv[6])
 """
 

@@ -1,7 +1,14 @@
 """Backups on the configured cron, retention daily; both in the configured time zone."""
 
 
-from dagster import RunRequest, ScheduleDefinition, ScheduleEvaluationContext, SkipReason, schedule
+from dagster import (
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    SkipReason,
+    schedule,
+)
 
 from assets.partitions import backup_partition_key, last_window_key
 from ops_project.config import OpsConfig
@@ -11,6 +18,7 @@ def build_backup_schedule(cfg: OpsConfig, job) -> ScheduleDefinition:
     databases = [db.name for db in cfg.databases]
 
     @schedule(name="backup_schedule", cron_schedule=cfg.backup.cron, execution_timezone=cfg.timezone, job=job,
+              default_status=DefaultScheduleStatus.RUNNING,
               description="At the end of each backup window, back up every database for that window.")
     def backup_schedule(context: ScheduleEvaluationContext):
         window_key = last_window_key(cfg, context.scheduled_execution_time)
@@ -28,4 +36,5 @@ def build_backup_schedule(cfg: OpsConfig, job) -> ScheduleDefinition:
 def build_retention_schedule(cfg: OpsConfig, job) -> ScheduleDefinition:
     return ScheduleDefinition(name="backup_retention_schedule", cron_schedule=cfg.backup.retention_cron,
                               execution_timezone=cfg.timezone, job=job,
+                              default_status=DefaultScheduleStatus.RUNNING,
                               description="Daily retention in every region.")

@@ -116,10 +116,13 @@ def test_missing_recipient_variable_via_cli_stores_nothing(tmp_path, demo_db, wr
     assert not (tmp_path / "regions" / "r1" / "backups").exists()
 
 
-def test_postgres_backup_restores_with_pg_restore(tmp_path, pg_booking, scratch_pg, write_config, monkeypatch):
+def test_postgres_backup_restores_with_pg_restore(tmp_path, pg_booking, scratch_pg, s3_env, write_config,
+                                                  monkeypatch):
     monkeypatch.setenv("OPS_T_CORE_URL", pg_booking)
+    bucket = s3_env[1].make_bucket(unique("pg"))
     cfg = load_config(write_config([{"name": "core", "engine": "postgres", "url_env": "OPS_T_CORE_URL"}],
-                                   [local_region(tmp_path, "af-south-1"), local_region(tmp_path, "eu-west-1")]))
+                                   [local_region(tmp_path, "af-south-1"),
+                                    s3_region("eu-west-1", bucket, "OPS_T_ENDPOINT_B")]))
     primary, replica = store_for(cfg, cfg.primary), store_for(cfg, cfg.regions[1])
     manifest = take_backup(cfg.databases[0], primary, cfg.backup, pg_url=pg_booking)
     replicate(primary, replica, "core", manifest.backup_id)

@@ -26,7 +26,8 @@ from ops_project.config import load_config
 from ops_project.definitions import build_definitions
 from ops_project.resources import build_resources
 from ops_project.runtime import store_for
-from tests.conftest import local_region
+from tests.conftest import local_region, s3_region, unique
+from tests.servers import SECRET_KEY
 
 REPO = Path(__file__).resolve().parents[1]
 JNB = ZoneInfo("Africa/Johannesburg")
@@ -177,3 +178,33 @@ def test_retention_job_dry_run_then_apply(local_defs):
         real = job.execute_in_process(instance=instance)
         assert real.success
     assert [e.backup_id for e in list_backups(store, "booking")] == [ids[-1]]
+
+
+def test_postgres_to_s3_with_encryption_through_dagster_resources(tmp_path, pg_booking, s3_env, write_config,
+                                                                   monkeypatch):
+    """EnvVar-backed resources resolve real secrets at run time, and none of them reaches the event log."""
+    key = tmp_path / "key.txt"
+    subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
+    recipient = next(line.split(": ")[1] for line in key.read_text().splitlines() if "public key" in line)
+    monkeypatch.setenv("OPS_T_AGE", recipient)
+    monkeypatch.setenv("OPS_T_CORE_URL", pg_booking)
+    bucket_a, bucket_b = s3_env[0].make_bucket(unique("dg-a")), s3_env[1].make_bucket(unique("dg-b"))
+    path = write_config([{"name": "core", "engine": "postgres", "url_env": "OPS_T_CORE_URL"}],
+                        [s3_region("af-south-1", bucket_a, "OPS_T_ENDPOINT_A"),
+                         s3_region("eu-west-1", bucket_b, "OPS_T_ENDPOINT_B")],
+                        backup={"encryption": {"age_recipients_env": "OPS_T_AGE"}})
+    cfg = load_config(path)
+    defs = build_definitions(cfg)
+    window = last_window_key(cfg, datetime.now(UTC))
+    with DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("backup_job").execute_in_process(
+            partition_key=backup_partition_key("core", window), instance=instance)
+        assert result.success
+        logged = " ".join(repr(e) for e in instance.all_logs(result.run_id))
+        run_record = repr(instance.get_run_by_id(result.run_id))
+    for region in cfg.regions:
+        entries = [e for e in list_backups(store_for(cfg, region), "core") if e.complete]
+        assert len(entries) == 1 and entries[0].manifest.encryption is not None
+        assert entries[0].manifest.tables["public.appointments"].rows == 40000
+    for secret_value in (SECRET_KEY, pg_booking, recipient):
+        assert secret_value not in logged and secret_value not in run_record

@@ -62,8 +62,8 @@ class LocalStore:
     def check(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=self.root, prefix=PARTIAL + "probe.")
-            probe.close()
+            with tempfile.TemporaryFile(dir=self.root):
+                pass
         except OSError as exc:
             raise StorageError(
                 f"region {self.region}: directory {self.root} is not writable ({exc.strerror}); "
@@ -104,8 +104,8 @@ class LocalStore:
             return
         for dirpath, _dirs, files in os.walk(base):
             for name in sorted(files):
-                if name.startswith(PARTIAL):
-                    continue
+                # In-progress (or crashed) writes are listed under their temporary name, so that
+                # retention can see and eventually remove what a crash left behind.
                 full = Path(dirpath) / name
                 key = full.relative_to(self.root).as_posix()
                 if key.startswith(prefix):

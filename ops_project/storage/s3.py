@@ -165,7 +165,9 @@ class _Body:
 
 
 class _MultipartWriter:
-    """Buffers one part at a time; at most two parts in flight while the next one fills."""
+    """Buffers one part at a time; at most ``IN_FLIGHT`` parts uploading while the next one fills."""
+
+    IN_FLIGHT = 2
 
     def __init__(self, store: S3Store, key: str):
         self._s, self._key = store, key
@@ -181,7 +183,7 @@ class _MultipartWriter:
         except (ClientError, BotoCoreError) as exc:
             raise self._s._error(exc, "starting upload of", self._key) from None
         self._upload_id = resp["UploadId"]
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="s3-part")
+        self._pool = ThreadPoolExecutor(max_workers=self.IN_FLIGHT, thread_name_prefix="s3-part")
 
     def _upload_part(self, number: int, data: bytes) -> dict:
         try:
@@ -194,9 +196,9 @@ class _MultipartWriter:
     def _flush_part(self, data: bytes) -> None:
         if self._upload_id is None:
             self._start()
-        # Back-pressure: wait for the oldest part while two are in flight (bounded memory).
+        # Back-pressure: wait for the oldest part while IN_FLIGHT are uploading (bounded memory).
         pending = [f for f in self._parts if not f.done()]
-        if len(pending) >= 2:
+        if len(pending) >= self.IN_FLIGHT:
             pending[0].result()
         for f in self._parts:
             if f.done():

@@ -105,6 +105,7 @@ def take_backup(
             stats = snap.stats()
             source_size = snap.source_size()
             tools = dict(snap.tool_versions)
+            checksum_method = snap.checksum_method
         stored_size = writer.commit()
     except BaseException:
         writer.abort()
@@ -138,6 +139,7 @@ def take_backup(
                     "recipient_fingerprints": [recipient_fingerprint(r) for r in recipients]} if recipients else None,
         schema_fingerprint=stats.schema_fingerprint,
         tables=stats.tables,
+        checksum_method=checksum_method,
         tool_versions=tools,
         extra={"duration_seconds": round(time.perf_counter() - clock, 3), "finished_at": finished.isoformat(),
                "host": platform.node(), "argv0": sys.argv[0].rsplit("/", 1)[-1]},

@@ -32,6 +32,7 @@ class Manifest:
     schema_fingerprint: str
     tables: dict[str, TableStats]
     tool_versions: dict[str, str]
+    checksum_method: str = ""
     window_start: str | None = None
     window_end: str | None = None
     format_version: int = FORMAT_VERSION

@@ -29,3 +29,4 @@ class Snapshot:
     stats: Callable[[], SnapshotStats]
     source_size: Callable[[], int]
     tool_versions: dict[str, str] = field(default_factory=dict)
+    checksum_method: str = ""

@@ -24,6 +24,7 @@ from ops_project.databases import MASK64, Snapshot, SnapshotStats
 from ops_project.errors import BackupError
 from ops_project.manifest import TableStats
 
+CHECKSUM_METHOD = "postgres: sum mod 2^64 of the first 64 bits of md5(row::text), any order"
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
@@ -116,7 +117,8 @@ def snapshot(url: str, *, name: str) -> Iterator[Snapshot]:
         ok = False
         try:
             yield Snapshot(stream=_Counting(), stats=future.result, source_size=lambda: counted["n"],
-                           tool_versions={"pg_dump": version, "postgres_server": server})
+                           tool_versions={"pg_dump": version, "postgres_server": server},
+                           checksum_method=CHECKSUM_METHOD)
             ok = True
         finally:
             if not ok and proc.poll() is None:

@@ -25,6 +25,8 @@ from ops_project.databases import Snapshot, SnapshotStats
 from ops_project.errors import BackupError
 from ops_project.manifest import TableStats
 
+CHECKSUM_METHOD = "sqlite: blake2b-128 over marshal-v2 rows in key (rowid/primary key) order"
+
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
@@ -149,7 +151,7 @@ def snapshot(path: str | Path, *, scratch_dir: str | Path | None = None) -> Iter
         try:
             with open(copy, "rb") as stream:
                 yield Snapshot(stream=stream, stats=stats, source_size=lambda: copy.stat().st_size,
-                               tool_versions={"sqlite": sqlite3.sqlite_version})
+                               tool_versions={"sqlite": sqlite3.sqlite_version}, checksum_method=CHECKSUM_METHOD)
         finally:
             for proc in procs:
                 if proc.poll() is None:

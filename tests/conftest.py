@@ -121,6 +121,8 @@ CREATE TABLE appointments (
     customer_id int NOT NULL REFERENCES customers(id), starts_at timestamptz NOT NULL,
     status text NOT NULL, notes text);
 CREATE INDEX appointments_tenant_start ON appointments (tenant_id, starts_at);
+CREATE TABLE audit_log (id bigserial PRIMARY KEY, payload json NOT NULL);  -- json has no hash function
+INSERT INTO audit_log (payload) SELECT json_build_object('n', g, 'what', 'booked') FROM generate_series(1, 1000) g;
 INSERT INTO tenants (slug, name) SELECT 'tenant-' || g, 'Salon ' || g FROM generate_series(1, 20) g;
 INSERT INTO customers (tenant_id, email) SELECT 1 + g % 20, 'c' || g || '@example.com' FROM generate_series(1, 5000) g;
 INSERT INTO appointments (tenant_id, customer_id, starts_at, status, notes)

@@ -127,6 +127,8 @@ def test_postgres_backup_restores_with_pg_restore(tmp_path, pg_booking, scratch_
     manifest = take_backup(cfg.databases[0], primary, cfg.backup, pg_url=pg_booking)
     replicate(primary, replica, "core", manifest.backup_id)
     assert manifest.tables["public.appointments"].rows == 40000
+    assert manifest.tables["public.appointments"].checksum.startswith("hrx:")
+    assert manifest.tables["public.audit_log"].checksum.startswith("md5:")  # json: the fallback
     assert manifest.tool_versions["pg_dump"].startswith("pg_dump")
 
     stored = download(replica, "core", manifest.backup_id, tmp_path)
@@ -138,6 +140,14 @@ def test_postgres_backup_restores_with_pg_restore(tmp_path, pg_booking, scratch_
         restored = pg_snap.table_stats(con)
     assert restored.tables == manifest.tables
     assert restored.schema_fingerprint == manifest.schema_fingerprint
+    with psycopg.connect(target, autocommit=True) as con:  # the checksums notice a one-row change
+        con.execute("UPDATE appointments SET status = 'no_show' WHERE id = 777")
+        con.execute("UPDATE audit_log SET payload = '{\"n\": 0}' WHERE id = 5")
+        changed = pg_snap.table_stats(con)
+    assert changed.tables["public.appointments"].rows == 40000
+    assert changed.tables["public.appointments"].checksum != manifest.tables["public.appointments"].checksum
+    assert changed.tables["public.audit_log"].checksum != manifest.tables["public.audit_log"].checksum
+    assert changed.tables["public.customers"] == manifest.tables["public.customers"]
 
 
 def test_postgres_unreachable_names_host_not_password(tmp_path, write_config):

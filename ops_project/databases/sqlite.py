@@ -59,7 +59,7 @@ def table_digest(con: sqlite3.Connection, name: str) -> TableStats:
             cur = con.execute(f"SELECT * FROM {_quote(name)} ORDER BY rowid")
         except sqlite3.OperationalError:  # WITHOUT ROWID: a plain scan is already in primary-key order
             cur = con.execute(f"SELECT * FROM {_quote(name)}")
-        while rows := cur.fetchmany(8192):
+        while rows := cur.fetchmany(2048):
             digest.update(dumps(rows, 2)[5:])  # a list's encoding is a 5-byte header + its rows' encodings
             count += len(rows)
     finally:

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from ops_project.catalog import BackupEntry, list_backups
 from ops_project.config import Retention
 from ops_project.layout import MANIFEST
-from ops_project.storage import ObjectStore
+from ops_project.storage import ObjectStore, UnfinishedUpload
 
 
 @dataclass
@@ -26,6 +26,7 @@ class RetentionPlan:
     delete: list[BackupEntry] = field(default_factory=list)
     delete_incomplete: list[BackupEntry] = field(default_factory=list)
     keep_incomplete: list[BackupEntry] = field(default_factory=list)
+    abort_uploads: list[UnfinishedUpload] = field(default_factory=list)
 
     def markdown(self) -> str:
         lines = [f"### Retention plan for region `{self.region}`", "",
@@ -38,6 +39,8 @@ class RetentionPlan:
             lines.append(f"| {e.database} | {e.backup_id} | delete | incomplete (no manifest), older than allowed |")
         for e in self.keep_incomplete:
             lines.append(f"| {e.database} | {e.backup_id} | keep | incomplete but recent: may be in progress |")
+        for u in self.abort_uploads:
+            lines.append(f"| - | {u.key} | abort upload | unfinished multipart upload, older than allowed |")
         return "\n".join(lines)
 
 
@@ -56,15 +59,17 @@ def _buckets(entries: list[BackupEntry], count: int, key: Callable[[datetime], o
 
 
 def plan(entries: Iterable[BackupEntry], policy: Retention, *, now: datetime, tz: ZoneInfo, region: str,
-         is_verified: Callable[[BackupEntry], bool] = lambda _e: False) -> RetentionPlan:
+         is_verified: Callable[[BackupEntry], bool] = lambda _e: False,
+         uploads: Iterable[UnfinishedUpload] = ()) -> RetentionPlan:
     result = RetentionPlan(region)
+    too_old = timedelta(hours=policy.incomplete_after_hours).total_seconds()
+    result.abort_uploads = [u for u in uploads if now.timestamp() - u.initiated > too_old]
     entries = list(entries)
     by_db: dict[str, list[BackupEntry]] = {}
     for entry in entries:
         if entry.complete:
             by_db.setdefault(entry.database, []).append(entry)
-        elif now.timestamp() - (entry.newest_object_time or entry.taken_at.timestamp()) > \
-                timedelta(hours=policy.incomplete_after_hours).total_seconds():
+        elif now.timestamp() - (entry.newest_object_time or entry.taken_at.timestamp()) > too_old:
             result.delete_incomplete.append(entry)
         else:
             result.keep_incomplete.append(entry)
@@ -85,7 +90,8 @@ def plan(entries: Iterable[BackupEntry], policy: Retention, *, now: datetime, tz
 
 
 def plan_region(store: ObjectStore, policy: Retention, *, now: datetime, tz: ZoneInfo) -> RetentionPlan:
-    return plan(list_backups(store), policy, now=now, tz=tz, region=store.region)
+    return plan(list_backups(store), policy, now=now, tz=tz, region=store.region,
+                uploads=store.unfinished_uploads("backups/"))
 
 
 def apply(store: ObjectStore, retention_plan: RetentionPlan) -> list[str]:
@@ -96,4 +102,7 @@ def apply(store: ObjectStore, retention_plan: RetentionPlan) -> list[str]:
         for key in keys:
             store.delete(key)
             deleted.append(key)
+    for upload in retention_plan.abort_uploads:
+        store.abort_upload(upload)
+        deleted.append(f"{upload.key} (unfinished upload {upload.upload_id})")
     return deleted

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -21,6 +22,7 @@ from ops_project.databases.sqlite import stats_of_file
 from ops_project.errors import BucketMissingError, CredentialsError, EncryptionError, IntegrityError, StorageError
 from ops_project.layout import MANIFEST, backup_prefix
 from ops_project.replication import replicate, verify_stored
+from ops_project.retention import apply, plan_region
 from ops_project.runtime import recipients_for, store_for
 from tests.conftest import local_region, run, s3_region, unique
 from tests.servers import start_weed
@@ -264,6 +266,14 @@ def test_s3_killed_mid_upload_leaves_nothing_complete(tmp_path, write_config, mo
         assert not any(e.complete for e in entries)
         keys = [o["Key"] for o in weed.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
         assert not any(k.endswith(MANIFEST) for k in keys) and not any("data." in k for k in keys)
+        # The interrupted multipart upload is left on the server; retention aborts it once it is old.
+        store = store_for(cfg, cfg.primary)
+        assert [u.key.rsplit("/", 1)[-1] for u in store.unfinished_uploads("backups/")] == ["data.sqlite.zst"]
+        assert plan_region(store, cfg.backup.retention, now=datetime.now(UTC), tz=cfg.tz).abort_uploads == []
+        later = plan_region(store, cfg.backup.retention, now=datetime.now(UTC) + timedelta(days=2), tz=cfg.tz)
+        assert len(later.abort_uploads) == 1 and "abort upload" in later.markdown()
+        apply(store, later)
+        assert store.unfinished_uploads("backups/") == []
     finally:
         weed.stop()
 

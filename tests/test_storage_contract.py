@@ -98,3 +98,20 @@ def test_s3_unreachable_endpoint():
     store.client.meta.config.retries["max_attempts"] = 1
     with pytest.raises(StorageError, match="unreachable"):
         store.check()
+
+
+def test_interrupted_write_is_visible_to_cleanup(store):
+    """A writer that is neither committed nor aborted (a crash) leaves something retention can find."""
+    writer = store.writer("backups/db/1/data.bin")
+    writer.write(os.urandom(PART + 10))
+    assert not store.exists("backups/db/1/data.bin")
+    if store.unfinished_uploads("backups/"):  # s3: an unfinished multipart upload
+        (upload,) = store.unfinished_uploads("backups/")
+        assert upload.key == "backups/db/1/data.bin"
+        store.abort_upload(upload)
+        assert store.unfinished_uploads("backups/") == []
+    else:  # local: a listed temporary file in the backup's directory
+        (partial,) = list(store.list("backups/"))
+        assert partial.key.startswith("backups/db/1/.partial-data.bin")
+        store.delete(partial.key)
+    assert list(store.list("backups/")) == []

@@ -20,6 +20,15 @@ class ObjectInfo:
     modified: float  # unix seconds
 
 
+@dataclass(frozen=True)
+class UnfinishedUpload:
+    """An upload that was started and never completed nor aborted (a crash, a killed server)."""
+
+    key: str
+    upload_id: str
+    initiated: float  # unix seconds
+
+
 class ObjectWriter(Protocol):
     def write(self, data: bytes) -> int: ...
     def commit(self) -> int: ...
@@ -40,6 +49,8 @@ class ObjectStore(Protocol):
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
     def delete(self, key: str) -> None: ...
+    def unfinished_uploads(self, prefix: str = "") -> list[UnfinishedUpload]: ...
+    def abort_upload(self, upload: UnfinishedUpload) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ops_project.errors import ObjectMissingError, StorageError
-from ops_project.storage import ObjectInfo
+from ops_project.storage import ObjectInfo, UnfinishedUpload
 
 PARTIAL = ".partial-"
 
@@ -120,3 +120,9 @@ class LocalStore:
         while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
             shutil.rmtree(parent, ignore_errors=True)
             parent = parent.parent
+
+    def unfinished_uploads(self, prefix: str = "") -> list[UnfinishedUpload]:
+        return []  # an interrupted local write is a listed ".partial-" file, removed like any object
+
+    def abort_upload(self, upload: UnfinishedUpload) -> None:
+        raise StorageError(f"region {self.region}: local regions have no multipart uploads to abort")

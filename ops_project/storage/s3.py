@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from ops_project.config import RegionConfig
 from ops_project.errors import BucketMissingError, CredentialsError, ObjectMissingError, StorageError
-from ops_project.storage import ObjectInfo, S3Credentials
+from ops_project.storage import ObjectInfo, S3Credentials, UnfinishedUpload
 
 _CRED_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "InvalidToken",
                "ExpiredToken", "AuthorizationHeaderMalformed"}
@@ -135,6 +135,26 @@ class S3Store:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, "deleting", key) from None
+
+    def unfinished_uploads(self, prefix: str = "") -> list[UnfinishedUpload]:
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        found = []
+        try:
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix))
+            for page in pages:
+                for up in page.get("Uploads", []):
+                    found.append(UnfinishedUpload(up["Key"][strip:], up["UploadId"], up["Initiated"].timestamp()))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "listing unfinished uploads under", prefix) from None
+        return found
+
+    def abort_upload(self, upload: UnfinishedUpload) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._key(upload.key),
+                                               UploadId=upload.upload_id)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "aborting the unfinished upload of", upload.key) from None
 
 
 class _Body:

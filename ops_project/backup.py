@@ -7,6 +7,7 @@ which is what makes a backup complete, is written only after everything else suc
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 import sys
 import time
@@ -14,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import pyrage
 import zstandard
 
 from ops_project import __version__
@@ -116,10 +116,9 @@ def take_backup(
         raise BackupError(f"{store.describe(data_key)}: stored {stored_size} bytes but encoded {result.stored_size}")
 
     tools.update({"ops_project": __version__, "python": platform.python_version(),
-                  "zstandard": zstandard.__version__, "zstd": zstandard.ZSTD_VERSION and
-                  ".".join(map(str, zstandard.ZSTD_VERSION))})
+                  "zstandard": zstandard.__version__, "zstd": ".".join(map(str, zstandard.ZSTD_VERSION))})
     if recipients:
-        tools["pyrage"] = getattr(pyrage, "__version__", "installed")
+        tools["pyrage"] = importlib.metadata.version("pyrage")
     manifest = Manifest(
         database=database.name,
         engine=database.engine,

@@ -13,7 +13,7 @@ from typing import BinaryIO
 import pyrage
 import zstandard
 
-from ops_project.errors import EncryptionError, IntegrityError
+from ops_project.errors import EncryptionError
 from ops_project.storage import ObjectWriter
 
 CHUNK = 1 << 20
@@ -94,64 +94,3 @@ def encode(source: BinaryIO, sink: ObjectWriter, *, level: int, threads: int,
             while chunk := compressed.read(CHUNK):
                 stored.write(chunk)
     return StreamResult(plain.size, plain.sha.hexdigest(), stored.size, stored.sha.hexdigest())
-
-
-class _PlainSink:
-    def __init__(self, out: BinaryIO):
-        self._out = out
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data) -> int:
-        data = bytes(data)
-        self.sha.update(data)
-        self.size += len(data)
-        self._out.write(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-
-def decode(stored: BinaryIO, out: BinaryIO, *, identities: list | None = None,
-           expect_stored_sha256: str | None = None, name: str = "object") -> StreamResult:
-    """The reverse of ``encode``: checks the stored sha256 as it reads and returns both hashes."""
-    reader = _HashingReader(stored)
-    plain = _PlainSink(out)
-    dctx = zstandard.ZstdDecompressor()
-    try:
-        if identities:
-            import io
-            import os
-            import threading
-
-            r_fd, w_fd = os.pipe()
-            errors: list[BaseException] = []
-
-            def decrypt() -> None:
-                try:
-                    with open(w_fd, "wb") as w:
-                        pyrage.decrypt_io(reader, w, identities)
-                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                    errors.append(exc)
-
-            thread = threading.Thread(target=decrypt, daemon=True)
-            thread.start()
-            with open(r_fd, "rb") as r:
-                dctx.copy_stream(io.BufferedReader(r), plain, read_size=CHUNK, write_size=CHUNK)
-            thread.join()
-            if errors:
-                raise errors[0]
-        else:
-            dctx.copy_stream(reader, plain, read_size=CHUNK, write_size=CHUNK)
-    except zstandard.ZstdError as exc:
-        raise IntegrityError(f"{name}: not a valid zstd stream ({exc}); the stored object is corrupt") from None
-    except pyrage.DecryptError as exc:
-        raise IntegrityError(f"{name}: age decryption failed ({exc}); wrong identity or corrupt object") from None
-    while reader.read(CHUNK):
-        pass
-    result = StreamResult(plain.size, plain.sha.hexdigest(), reader.size, reader.sha.hexdigest())
-    if expect_stored_sha256 and result.stored_sha256 != expect_stored_sha256:
-        raise IntegrityError(f"{name}: sha256 of stored bytes is {result.stored_sha256}, "
-                             f"manifest says {expect_stored_sha256}: the object is corrupt")
-    return result

@@ -17,20 +17,39 @@ from dagster import (
 
 from assets.backups import BACKUP_KEY, replica_key
 from assets.partitions import backup_partitions
+from assets.verification import RESTORE_KEY, RPO_KEY
+from ops_project.catalog import list_backups, verified_ids
 from ops_project.config import OpsConfig
 from ops_project.resources import region_key
 from ops_project.retention import apply, plan_region
 
 
 def build_backup_job(cfg: OpsConfig) -> object:
-    keys = [BACKUP_KEY, *(replica_key(r.name) for r in cfg.secondaries)]
+    keys = [BACKUP_KEY, *(replica_key(r.name) for r in cfg.secondaries), RESTORE_KEY]
     return define_asset_job(
         "backup_job",
         selection=AssetSelection.assets(*keys),
         partitions_def=backup_partitions(cfg),
         tags={"ops/kind": "backup"},
-        description="Back up one database for one window into the primary region, then replicate it.",
+        description="Back up one database for one window into the primary region, replicate it, then prove it "
+                    "by restoring it from the DR region.",
     )
+
+
+def build_restore_verification_job(cfg: OpsConfig) -> object:
+    return define_asset_job(
+        "restore_verification_job",
+        selection=AssetSelection.assets(RESTORE_KEY),
+        partitions_def=backup_partitions(cfg),
+        tags={"ops/kind": "restore"},
+        description="Restore-test one window's backup (backfill it over a range of windows to re-test history).",
+    )
+
+
+def build_rpo_job(cfg: OpsConfig) -> object:
+    return define_asset_job("verified_rpo_job", selection=AssetSelection.assets(RPO_KEY),
+                            tags={"ops/kind": "rpo"},
+                            description="Measure the verified RPO of every database.")
 
 
 class RetentionConfig(Config):
@@ -46,9 +65,11 @@ def build_retention_job(cfg: OpsConfig) -> JobDefinition:
         ops_cfg = context.resources.ops_config.load()
         now = datetime.now(UTC)
         report, deleted_total = [], 0
-        for region in ops_cfg.regions:
-            store = getattr(context.resources, region_key(region.name)).store()
-            retention_plan = plan_region(store, ops_cfg.backup.retention, now=now, tz=ops_cfg.tz)
+        stores = [getattr(context.resources, region_key(r.name)).store() for r in ops_cfg.regions]
+        # A backup verified in any region is verified everywhere (the stored bytes are identical).
+        verified = set().union(*(verified_ids(list_backups(store)) for store in stores))
+        for region, store in zip(ops_cfg.regions, stores, strict=True):
+            retention_plan = plan_region(store, ops_cfg.backup.retention, now=now, tz=ops_cfg.tz, verified=verified)
             report.append(retention_plan.markdown())
             context.log.info(retention_plan.markdown())
             if not config.dry_run:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from ops_project.errors import IntegrityError
-from ops_project.layout import MANIFEST, backup_prefix, backup_time, database_prefix, parse_key
+from ops_project.layout import MANIFEST, VERIFICATION, backup_prefix, backup_time, database_prefix, parse_key
 from ops_project.manifest import Manifest
 from ops_project.storage import ObjectInfo, ObjectStore
 
@@ -18,6 +19,11 @@ class BackupEntry:
     backup_id: str
     objects: list[ObjectInfo] = field(default_factory=list)
     manifest: Manifest | None = None
+    verification: dict | None = None  # the last restore verification's record, if any
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.verification and self.verification.get("passed"))
 
     @property
     def complete(self) -> bool:
@@ -61,7 +67,18 @@ def list_backups(store: ObjectStore, database: str | None = None, *, read_manife
         for entry in out:
             if any(k.endswith("/" + MANIFEST) for k in entry.keys):
                 entry.manifest = read_manifest(store, entry.database, entry.backup_id)
+            if entry.complete and any(k.endswith("/" + VERIFICATION) for k in entry.keys):
+                try:
+                    entry.verification = json.loads(store.get_bytes(
+                        backup_prefix(entry.database, entry.backup_id) + VERIFICATION))
+                except ValueError:
+                    entry.verification = None  # an unreadable record proves nothing
     return out
+
+
+def verified_ids(entries: list[BackupEntry]) -> set[tuple[str, str]]:
+    """(database, backup_id) of every backup that passed restore verification in any region."""
+    return {(e.database, e.backup_id) for e in entries if e.verified}
 
 
 def complete_backups(store: ObjectStore, database: str) -> list[BackupEntry]:

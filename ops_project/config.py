@@ -110,6 +110,20 @@ class BackupConfig(_Strict):
         return value
 
 
+class RestoreConfig(_Strict):
+    region: str | None = None  # default: the last region (proves the disaster-recovery path)
+    age_identity_env: str | None = None  # AGE-SECRET-KEY-1..., needed when backups are encrypted
+    postgres_scratch_url_env: str | None = None  # server for throw-away databases; default: the source's
+    scratch_dir: Path | None = None
+
+
+class DrillConfig(_Strict):
+    cron: str = "0 2 * * 0"  # weekly, Sunday 02:00 in the configured time zone
+    start: datetime = datetime(2026, 1, 5)
+    scenarios: list[Literal["region_loss", "corrupt_latest", "database_loss"]] = [
+        "region_loss", "corrupt_latest", "database_loss"]
+
+
 class ReleaseTarget(_Strict):
     base_url: str = "http://127.0.0.1:8080"
     health_paths: list[str] = ["/health"]
@@ -139,6 +153,8 @@ class OpsConfig(_Strict):
     databases: list[DatabaseConfig] = Field(min_length=1)
     regions: list[RegionConfig] = Field(min_length=1)
     backup: BackupConfig = BackupConfig()
+    restore: RestoreConfig = RestoreConfig()
+    drills: DrillConfig = DrillConfig()
     releases: ReleasesConfig | None = None
     alerts: AlertsConfig | None = None
     source: Path | None = Field(None, exclude=True)
@@ -159,6 +175,8 @@ class OpsConfig(_Strict):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{label}: duplicate name(s) {', '.join(dupes)}")
+        if self.restore.region and self.restore.region not in {r.name for r in self.regions}:
+            raise ValueError(f"restore.region: {self.restore.region!r} is not one of the configured regions")
         return self
 
     @property
@@ -172,6 +190,11 @@ class OpsConfig(_Strict):
     @property
     def secondaries(self) -> list[RegionConfig]:
         return self.regions[1:]
+
+    @property
+    def restore_region(self) -> RegionConfig:
+        """Where restore verification reads from: configured, else the last region (the DR path)."""
+        return self.region(self.restore.region) if self.restore.region else self.regions[-1]
 
     def database(self, name: str) -> DatabaseConfig:
         for db in self.databases:
@@ -217,8 +240,9 @@ def _resolve_paths(raw: dict, base: Path) -> None:
         for item in raw.get(section) or []:
             if isinstance(item, dict):
                 fix(item, "path")
-    if isinstance(raw.get("backup"), dict):
-        fix(raw["backup"], "scratch_dir")
+    for section in ("backup", "restore"):
+        if isinstance(raw.get(section), dict):
+            fix(raw[section], "scratch_dir")
 
 
 def load_config(path: str | os.PathLike | None = None) -> OpsConfig:

@@ -7,19 +7,22 @@
 from dagster import Definitions
 
 from assets.backups import build_backup_assets
-from jobs.backups import build_backup_job, build_retention_job
+from assets.verification import build_verification_assets
+from jobs.backups import build_backup_job, build_restore_verification_job, build_retention_job, build_rpo_job
 from ops_project.config import OpsConfig, load_config
 from ops_project.resources import build_resources
-from schedules.backups import build_backup_schedule, build_retention_schedule
+from schedules.backups import build_backup_schedule, build_retention_schedule, build_rpo_schedule
 
 
 def build_definitions(cfg: OpsConfig) -> Definitions:
     backup_job = build_backup_job(cfg)
     retention_job = build_retention_job(cfg)
+    rpo_job = build_rpo_job(cfg)
     return Definitions(
-        assets=build_backup_assets(cfg),
-        jobs=[backup_job, retention_job],
-        schedules=[build_backup_schedule(cfg, backup_job), build_retention_schedule(cfg, retention_job)],
+        assets=[*build_backup_assets(cfg), *build_verification_assets(cfg)],
+        jobs=[backup_job, retention_job, build_restore_verification_job(cfg), rpo_job],
+        schedules=[build_backup_schedule(cfg, backup_job), build_retention_schedule(cfg, retention_job),
+                   build_rpo_schedule(cfg, rpo_job)],
         resources=build_resources(cfg),
     )
 

@@ -2,6 +2,7 @@
 
     backups/<database>/<backup_id>/data.<ext>      the stored bytes
     backups/<database>/<backup_id>/manifest.json   written last: its presence makes the backup complete
+    backups/<database>/<backup_id>/verification.json   the last restore verification's verdict
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 MANIFEST = "manifest.json"
+VERIFICATION = "verification.json"  # written by restore verification; the newest verified backup is protected
 ID_FORMAT = "%Y%m%dT%H%M%SZ"
 
 

@@ -10,6 +10,7 @@ from dagster import ConfigurableResource, EnvVar
 from ops_project.config import OpsConfig, load_config
 from ops_project.demo.database import ensure as ensure_demo
 from ops_project.pipeline import parse_recipients
+from ops_project.restore import parse_identities
 from ops_project.storage import ObjectStore, S3Credentials, open_store
 
 
@@ -52,6 +53,10 @@ class DatabaseResource(ConfigurableResource):
     database: str
     config_path: str
     url: str | None = None
+    scratch_server_url: str | None = None  # where restore verification creates throw-away databases
+
+    def server_for_scratch(self) -> str | None:
+        return self.scratch_server_url or self.url
 
     def prepare(self) -> str | None:
         """Generate a configured demo database on first use; return the PostgreSQL URL if any."""
@@ -62,13 +67,18 @@ class DatabaseResource(ConfigurableResource):
 
 
 class EncryptionResource(ConfigurableResource):
-    """age recipients (public keys) for backups, when encryption is configured."""
+    """age recipients (public keys) for backups and, for restores, the identity (the secret key)."""
 
     recipients: str | None = None
     source: str = "backup.encryption.age_recipients_env"
+    identity: str | None = None
+    identity_source: str = "restore.age_identity_env"
 
     def parsed(self) -> list | None:
         return parse_recipients(self.recipients, source=self.source) if self.recipients else None
+
+    def identities(self) -> list | None:
+        return parse_identities(self.identity, source=self.identity_source) if self.identity else None
 
 
 def _env(name: str | None):
@@ -83,7 +93,11 @@ def build_resources(cfg: OpsConfig) -> dict[str, ConfigurableResource]:
             region=region.name, config_path=path, endpoint_url=_env(region.endpoint_url_env),
             access_key_id=_env(region.access_key_id_env), secret_access_key=_env(region.secret_access_key_env))
     for db in cfg.databases:
-        resources[database_key(db.name)] = DatabaseResource(database=db.name, config_path=path, url=_env(db.url_env))
-    var = cfg.backup.encryption.age_recipients_env
-    resources["encryption"] = EncryptionResource(recipients=_env(var), source=f"environment variable {var}")
+        resources[database_key(db.name)] = DatabaseResource(
+            database=db.name, config_path=path, url=_env(db.url_env),
+            scratch_server_url=_env(cfg.restore.postgres_scratch_url_env))
+    var, ivar = cfg.backup.encryption.age_recipients_env, cfg.restore.age_identity_env
+    resources["encryption"] = EncryptionResource(
+        recipients=_env(var), source=f"environment variable {var}",
+        identity=_env(ivar), identity_source=f"environment variable {ivar}")
     return resources

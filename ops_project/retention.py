@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from ops_project.catalog import BackupEntry, list_backups
+from ops_project.catalog import BackupEntry, list_backups, verified_ids
 from ops_project.config import Retention
 from ops_project.layout import MANIFEST
 from ops_project.storage import ObjectStore, UnfinishedUpload
@@ -89,8 +89,13 @@ def plan(entries: Iterable[BackupEntry], policy: Retention, *, now: datetime, tz
     return result
 
 
-def plan_region(store: ObjectStore, policy: Retention, *, now: datetime, tz: ZoneInfo) -> RetentionPlan:
-    return plan(list_backups(store), policy, now=now, tz=tz, region=store.region,
+def plan_region(store: ObjectStore, policy: Retention, *, now: datetime, tz: ZoneInfo,
+                verified: set[tuple[str, str]] | None = None) -> RetentionPlan:
+    """The plan for one region. ``verified``: backups verified in any region (default: this one's)."""
+    entries = list_backups(store)
+    verified = verified_ids(entries) if verified is None else verified
+    return plan(entries, policy, now=now, tz=tz, region=store.region,
+                is_verified=lambda e: (e.database, e.backup_id) in verified,
                 uploads=store.unfinished_uploads("backups/"))
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from ops_project.config import DatabaseConfig, OpsConfig, RegionConfig, secret
 from ops_project.demo.database import ensure as ensure_demo
 from ops_project.pipeline import parse_recipients
+from ops_project.restore import parse_identities
 from ops_project.storage import ObjectStore, credentials_from_env, open_store
 
 
@@ -22,6 +23,19 @@ def recipients_for(cfg: OpsConfig, env: Mapping[str, str] | None = None) -> list
     var = cfg.backup.encryption.age_recipients_env
     text = secret(var, what="backup.encryption.age_recipients_env", env=env)
     return parse_recipients(text, source=f"environment variable {var}") if text else None
+
+
+def identities_for(cfg: OpsConfig, env: Mapping[str, str] | None = None) -> list | None:
+    var = cfg.restore.age_identity_env
+    text = secret(var, what="restore.age_identity_env", env=env) if var else None
+    return parse_identities(text, source=f"environment variable {var}") if text else None
+
+
+def scratch_server_for(cfg: OpsConfig, db: DatabaseConfig, env: Mapping[str, str] | None = None) -> str | None:
+    if db.engine != "postgres":
+        return None
+    var = cfg.restore.postgres_scratch_url_env
+    return secret(var, what="restore.postgres_scratch_url_env", env=env) if var else prepare_database(db, env)
 
 
 def prepare_database(db: DatabaseConfig, env: Mapping[str, str] | None = None) -> str | None:

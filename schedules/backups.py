@@ -38,3 +38,9 @@ def build_retention_schedule(cfg: OpsConfig, job) -> ScheduleDefinition:
                               execution_timezone=cfg.timezone, job=job,
                               default_status=DefaultScheduleStatus.RUNNING,
                               description="Daily retention in every region.")
+
+
+def build_rpo_schedule(cfg: OpsConfig, job) -> ScheduleDefinition:
+    return ScheduleDefinition(name="verified_rpo_schedule", cron_schedule="15 * * * *",
+                              execution_timezone=cfg.timezone, job=job, default_status=DefaultScheduleStatus.RUNNING,
+                              description="Hourly: the age of every database's newest verified backup vs the RPO.")

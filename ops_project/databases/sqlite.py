@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -129,34 +129,49 @@ def snapshot(path: str | Path, *, scratch_dir: str | Path | None = None) -> Iter
         con = sqlite3.connect(copy)
         con.execute("PRAGMA journal_mode=DELETE")
         con.close()
-        # Checksums are CPU-bound Python: worker processes read the frozen copy while this process
-        # compresses it, so the work spreads over the cores instead of taking turns on the GIL.
-        con = _open_ro(copy)
-        fingerprint, groups = schema_fingerprint(con), _split_tables(con, max(1, min(2, os.cpu_count() or 1)))
-        con.close()
-        procs = [subprocess.Popen([sys.executable, "-m", "ops_project.databases.sqlite", str(copy), *group],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for group in groups]
-
-        def stats() -> SnapshotStats:
-            tables: dict[str, TableStats] = {}
-            for proc in procs:
-                out, err = proc.communicate()
-                if proc.returncode != 0:
-                    last = err.decode(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
-                    raise BackupError(f"computing row counts and checksums of the snapshot of {source} "
-                                      f"failed: {last[0]}")
-                tables.update({n: TableStats(**t) for n, t in json.loads(out).items()})
-            return SnapshotStats(fingerprint, dict(sorted(tables.items())))
-
-        try:
+        with stats_workers(copy, label=f"the snapshot of {source}") as stats:
             with open(copy, "rb") as stream:
                 yield Snapshot(stream=stream, stats=stats, source_size=lambda: copy.stat().st_size,
                                tool_versions={"sqlite": sqlite3.sqlite_version}, checksum_method=CHECKSUM_METHOD)
-        finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                proc.wait()
+
+
+@contextlib.contextmanager
+def stats_workers(path: Path, *, label: str) -> Iterator[Callable[[], SnapshotStats]]:
+    """Start computing ``path``'s stats in worker processes; yields a function that waits for them.
+
+    Checksums are CPU-bound Python: worker processes read the (frozen) file while the caller does
+    something else (compresses it, runs PRAGMA integrity_check), so the work spreads over the cores
+    instead of taking turns on the GIL.
+    """
+    con = _open_ro(path)
+    try:
+        fingerprint, groups = schema_fingerprint(con), _split_tables(con, max(1, min(2, os.cpu_count() or 1)))
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"{label}: not a readable SQLite database ({exc})") from None
+    finally:
+        con.close()
+    procs = [subprocess.Popen([sys.executable, "-m", "ops_project.databases.sqlite", str(path), *group],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for group in groups]
+
+    def stats() -> SnapshotStats:
+        tables: dict[str, TableStats] = {}
+        for proc in procs:
+            out, err = proc.communicate()
+            if proc.returncode != 0:
+                last = err.decode(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+                raise BackupError(f"computing row counts and checksums of {label} failed: {last[0]}")
+            tables.update({n: TableStats(**t) for n, t in json.loads(out).items()})
+        return SnapshotStats(fingerprint, dict(sorted(tables.items())))
+
+    try:
+        yield stats
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            for pipe in (proc.stdout, proc.stderr):
+                pipe.close()
 
 
 def _worker(path: str, tables: list[str]) -> None:

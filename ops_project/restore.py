@@ -1,0 +1,251 @@
+"""Fetch a backup from a region and turn it back into a database, checking hashes on the way.
+
+stored bytes → sha256 (stored) → [age -d] → zstd -d → sha256 (plaintext) → scratch file, in one
+streamed pass with bounded memory. Then, for PostgreSQL, ``pg_restore`` into a database. The
+same code serves restore verification, DR drills and ``python -m ops_project backups restore``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pyrage
+import zstandard
+
+from ops_project.catalog import BackupEntry, complete_backups, read_manifest
+from ops_project.errors import EncryptionError, IntegrityError, ObjectMissingError, OpsError
+from ops_project.layout import MANIFEST, backup_prefix
+from ops_project.manifest import Manifest
+from ops_project.storage import ObjectStore
+
+CHUNK = 1 << 20
+Progress = Callable[[int, int], None]  # (bytes read so far, total stored bytes)
+
+
+class RestoreError(OpsError):
+    """A backup could not be restored; the message names the object and the cause."""
+
+
+class NoBackupError(RestoreError):
+    pass
+
+
+@dataclass
+class Timings:
+    download: float = 0.0
+    decode: float = 0.0  # decrypt + decompress + write
+    restore: float = 0.0
+    checks: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.download + self.decode + self.restore + self.checks
+
+
+@dataclass
+class Fetched:
+    manifest: Manifest
+    region: str
+    object_url: str
+    plaintext: Path
+    stored_sha256: str
+    plaintext_sha256: str
+    stored_size: int
+    plaintext_size: int
+    timings: Timings = field(default_factory=Timings)
+
+
+def parse_identities(text: str, *, source: str) -> list:
+    items = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not items:
+        raise EncryptionError(f"{source} holds no age identity (AGE-SECRET-KEY-1...)")
+    try:
+        return [pyrage.x25519.Identity.from_str(item) for item in items]
+    except Exception:
+        raise EncryptionError(f"{source} does not hold valid age identities (AGE-SECRET-KEY-1...)") from None
+
+
+def find_backup(store: ObjectStore, database: str, backup_id: str | None = "latest") -> BackupEntry:
+    """A complete backup by id, or the newest one (``latest`` / None)."""
+    complete = complete_backups(store, database)
+    if not complete:
+        raise NoBackupError(f"region {store.region}: no complete backup of {database}")
+    if backup_id in (None, "latest"):
+        return complete[-1]
+    for entry in complete:
+        if entry.backup_id == backup_id:
+            return entry
+    raise NoBackupError(f"region {store.region}: no complete backup {backup_id} of {database} "
+                        f"(newest is {complete[-1].backup_id}; see `backups list`)")
+
+
+class _TimedHashingReader:
+    """Reads the stored object, hashing it and timing how long the reads (the download) take."""
+
+    def __init__(self, source, name: str, progress: Progress | None, total: int):
+        self._source, self._name, self._progress, self._total = source, name, progress, total
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self.seconds = 0.0
+
+    def read(self, n: int = -1) -> bytes:
+        t = time.perf_counter()
+        data = self._source.read(CHUNK if n is None or n < 0 else n)
+        self.seconds += time.perf_counter() - t
+        self.sha.update(data)
+        self.size += len(data)
+        if self._progress:
+            self._progress(self.size, self._total)
+        return data
+
+    def readinto(self, buf) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+
+class _HashingFile:
+    def __init__(self, out):
+        self._out = out
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        return self._out.write(data)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
+def fetch(store: ObjectStore, manifest: Manifest, dest: Path, *, identities: list | None = None,
+          progress: Progress | None = None, check: bool = True) -> Fetched:
+    """Download, decrypt, decompress into ``dest``; raise IntegrityError naming the object on any mismatch.
+
+    With ``check`` (the default) the stored and plaintext sha256 are compared with the manifest and a
+    mismatch raises; without it the caller compares (restore verification reports each as a check).
+    On failure ``dest`` is removed.
+    """
+    key = backup_prefix(manifest.database, manifest.backup_id) + manifest.data_object
+    url = store.describe(key)
+    if manifest.encryption and not identities:
+        raise EncryptionError(f"{url} is age-encrypted: give the identity file (OPS_AGE_IDENTITY_FILE or --identity)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        with store.reader(key) as raw, open(dest, "wb") as out:
+            reader = _TimedHashingReader(raw, url, progress, manifest.stored_size_bytes)
+            sink = _HashingFile(out)
+            dctx = zstandard.ZstdDecompressor()
+            if manifest.encryption:
+                _decrypt_then_decompress(reader, sink, dctx, identities, url)
+            else:
+                dctx.copy_stream(reader, sink, read_size=CHUNK, write_size=CHUNK)
+            while reader.read(CHUNK):  # anything after the frame still counts towards the sha256
+                pass
+            out.flush()
+            os.fsync(out.fileno())
+    except zstandard.ZstdError as exc:
+        dest.unlink(missing_ok=True)
+        raise IntegrityError(f"{url}: not a valid zstd stream ({exc}): the stored object is corrupt or "
+                             f"truncated; use another backup or region") from None
+    except OSError as exc:
+        dest.unlink(missing_ok=True)
+        raise RestoreError(f"restoring {url} into {dest} failed: {exc.strerror or exc} "
+                           f"(free space at {dest.parent}: {_free(dest.parent)})") from None
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    total = time.perf_counter() - started
+    fetched = Fetched(manifest, store.region, url, dest, reader.sha.hexdigest(), sink.sha.hexdigest(),
+                      reader.size, sink.size, Timings(download=reader.seconds, decode=total - reader.seconds))
+    if check:
+        check_hashes(fetched)
+    return fetched
+
+
+def check_hashes(fetched: Fetched) -> None:
+    manifest, url, dest = fetched.manifest, fetched.object_url, fetched.plaintext
+    if fetched.stored_sha256 != manifest.sha256_stored:
+        dest.unlink(missing_ok=True)
+        raise IntegrityError(f"{url}: sha256 of the stored bytes is {fetched.stored_sha256} ({fetched.stored_size} "
+                             f"bytes), the manifest says {manifest.sha256_stored} ({manifest.stored_size_bytes} "
+                             f"bytes): the object is corrupt; use another backup or region")
+    if fetched.plaintext_sha256 != manifest.sha256_plaintext:
+        dest.unlink(missing_ok=True)
+        raise IntegrityError(f"{url}: sha256 of the restored plaintext is {fetched.plaintext_sha256}, the manifest "
+                             f"says {manifest.sha256_plaintext}: the manifest or the object was altered")
+
+
+def _free(path: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(path).free / 2**20:.1f} MiB"
+    except OSError:
+        return "unknown"
+
+
+def _decrypt_then_decompress(reader, sink, dctx, identities, url: str) -> None:
+    """age decryption in a thread feeding the decompressor through a pipe (pyrage reads, it does not stream out)."""
+    r_fd, w_fd = os.pipe()
+    errors: list[BaseException] = []
+
+    def decrypt() -> None:
+        try:
+            with open(w_fd, "wb") as w:
+                pyrage.decrypt_io(reader, w, identities)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=decrypt, name="age-decrypt", daemon=True)
+    thread.start()
+    try:
+        with open(r_fd, "rb") as r:
+            dctx.copy_stream(io.BufferedReader(r), sink, read_size=CHUNK, write_size=CHUNK)
+    except zstandard.ZstdError:
+        thread.join()
+        if errors:  # the decryption failed first: that is the real cause
+            raise _decrypt_error(errors[0], url) from None
+        raise
+    thread.join()
+    if errors:
+        raise _decrypt_error(errors[0], url) from None
+
+
+def _decrypt_error(exc: BaseException, url: str) -> Exception:
+    if isinstance(exc, OpsError):
+        return exc
+    return IntegrityError(f"{url}: age decryption failed ({exc}): wrong identity, or the object is corrupt")
+
+
+def restore_postgres(dump: Path, target_url: str) -> float:
+    """pg_restore a custom-format dump into an existing empty database; seconds taken."""
+    info = psycopg.conninfo.conninfo_to_dict(target_url)
+    env = dict(os.environ)
+    if info.get("password"):
+        env["PGPASSWORD"] = str(info.pop("password"))
+    t = time.perf_counter()
+    proc = subprocess.run(["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--no-password",
+                           f"--dbname={psycopg.conninfo.make_conninfo(**info)}", str(dump)],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RestoreError(f"pg_restore of {dump.name} into {info.get('dbname')} failed: "
+                           f"{proc.stderr.strip()[-1500:]}")
+    return time.perf_counter() - t
+
+
+def load_manifest(store: ObjectStore, database: str, backup_id: str) -> Manifest:
+    if not store.exists(backup_prefix(database, backup_id) + MANIFEST):
+        raise ObjectMissingError(f"region {store.region}: {store.describe(backup_prefix(database, backup_id))} has no "
+                                 f"manifest.json: the backup is incomplete and cannot be restored")
+    return read_manifest(store, database, backup_id)

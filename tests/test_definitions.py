@@ -38,12 +38,12 @@ def test_shipped_code_location_loads_and_everything_resolves():
 
     Definitions.validate_loadable(defs)
     jobs = {j.name for j in defs.resolve_all_job_defs()}
-    assert {"backup_job", "backup_retention"} <= jobs
-    for name in ("backup_job", "backup_retention"):
+    assert {"backup_job", "backup_retention", "restore_verification_job", "verified_rpo_job"} <= jobs
+    for name in jobs:
         assert defs.resolve_job_def(name) is not None
     repo = defs.get_repository_def()
     schedules = {s.name: s for s in repo.schedule_defs}
-    assert set(schedules) == {"backup_schedule", "backup_retention_schedule"}
+    assert set(schedules) == {"backup_schedule", "backup_retention_schedule", "verified_rpo_schedule"}
     for s in schedules.values():
         assert s.execution_timezone == "Africa/Johannesburg"
         assert s.job_name in jobs
@@ -186,13 +186,16 @@ def test_postgres_to_s3_with_encryption_through_dagster_resources(tmp_path, pg_b
     key = tmp_path / "key.txt"
     subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
     recipient = next(line.split(": ")[1] for line in key.read_text().splitlines() if "public key" in line)
+    identity = next(line for line in key.read_text().splitlines() if line.startswith("AGE-SECRET-KEY-"))
     monkeypatch.setenv("OPS_T_AGE", recipient)
+    monkeypatch.setenv("OPS_T_AGE_ID", key.read_text())
     monkeypatch.setenv("OPS_T_CORE_URL", pg_booking)
     bucket_a, bucket_b = s3_env[0].make_bucket(unique("dg-a")), s3_env[1].make_bucket(unique("dg-b"))
     path = write_config([{"name": "core", "engine": "postgres", "url_env": "OPS_T_CORE_URL"}],
                         [s3_region("af-south-1", bucket_a, "OPS_T_ENDPOINT_A"),
                          s3_region("eu-west-1", bucket_b, "OPS_T_ENDPOINT_B")],
-                        backup={"encryption": {"age_recipients_env": "OPS_T_AGE"}})
+                        backup={"encryption": {"age_recipients_env": "OPS_T_AGE"}},
+                        restore={"age_identity_env": "OPS_T_AGE_ID"})
     cfg = load_config(path)
     defs = build_definitions(cfg)
     window = last_window_key(cfg, datetime.now(UTC))
@@ -200,11 +203,13 @@ def test_postgres_to_s3_with_encryption_through_dagster_resources(tmp_path, pg_b
         result = defs.resolve_job_def("backup_job").execute_in_process(
             partition_key=backup_partition_key("core", window), instance=instance)
         assert result.success
+        checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+        assert len(checks) == 8 and all(c.passed for c in checks)  # restored from eu-west-1 into a scratch db
         logged = " ".join(repr(e) for e in instance.all_logs(result.run_id))
         run_record = repr(instance.get_run_by_id(result.run_id))
     for region in cfg.regions:
         entries = [e for e in list_backups(store_for(cfg, region), "core") if e.complete]
         assert len(entries) == 1 and entries[0].manifest.encryption is not None
         assert entries[0].manifest.tables["public.appointments"].rows == 40000
-    for secret_value in (SECRET_KEY, pg_booking, recipient):
+    for secret_value in (SECRET_KEY, pg_booking, recipient, identity):
         assert secret_value not in logged and secret_value not in run_record

@@ -1,0 +1,85 @@
+"""``dr_drill``: the weekly disaster-recovery rehearsal, one partition per week."""
+
+from dagster import (
+    AllPartitionMapping,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    TimeWindowPartitionsDefinition,
+    asset,
+)
+
+from assets.verification import RESTORE_KEY
+from ops_project.config import OpsConfig
+from ops_project.drills import DrillContext, run_drill, store_report
+from ops_project.resources import database_key, region_key
+
+DRILL_KEY = AssetKey("dr_drill")
+
+
+def drill_partitions(cfg: OpsConfig) -> TimeWindowPartitionsDefinition:
+    return TimeWindowPartitionsDefinition(start=cfg.drills.start, fmt="%Y-%m-%d", cron_schedule=cfg.drills.cron,
+                                          timezone=cfg.timezone)
+
+
+def build_drill_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
+    survivors = [r.name for r in cfg.secondaries]
+    scenarios = list(cfg.drills.scenarios)
+
+    @asset(
+        key=DRILL_KEY,
+        deps=[AssetDep(RESTORE_KEY, partition_mapping=AllPartitionMapping())],
+        partitions_def=drill_partitions(cfg),
+        required_resource_keys={"ops_config", "encryption", *(region_key(n) for n in survivors),
+                                *(database_key(db.name) for db in cfg.databases)},
+        check_specs=[AssetCheckSpec(f"scenario_{s}", asset=DRILL_KEY, description=f"the {s} scenario met the "
+                                    f"RTO and RPO objectives") for s in scenarios],
+        kinds={"python"},
+        group_name="disaster_recovery",
+        op_tags={"ops/kind": "drill"},
+        description=(
+            "The weekly DR drill. region_loss: the primary region is treated as gone and every database is restored "
+            "from a secondary region. corrupt_latest: the newest backup is corrupted (on a copy) and the drill must "
+            "catch it and fall back to the previous good one. database_loss: the live database is gone; it is "
+            "restored into a fresh location and the application's read queries run against it. Each reports the "
+            "achieved RTO and RPO against the objectives. Works only on copies and scratch space: the live "
+            "databases and the primary region are never touched. The report is kept under drills/ in the DR region."),
+    )
+    def dr_drill(context: AssetExecutionContext) -> MaterializeResult:
+        ops_cfg = context.resources.ops_config.load()
+        encryption = context.resources.encryption
+        ctx = DrillContext(
+            cfg=ops_cfg,
+            stores={n: getattr(context.resources, region_key(n)).store() for n in survivors},
+            identities=encryption.identities(),
+            pg_server_url=lambda db: getattr(context.resources, database_key(db.name)).server_for_scratch(),
+            scratch_dir=ops_cfg.restore.scratch_dir,
+        )
+        report = run_drill(ctx, context.partition_key, scenarios)
+        location = store_report(ctx.stores[ops_cfg.restore_region.name], report) if survivors else "(no DR region)"
+        (context.log.info if report.passed else context.log.error)(report.markdown())
+        checks = []
+        for scenario in scenarios:
+            results = [r for r in report.results if r.scenario == scenario]
+            worst_rto = max((r.rto_seconds or 0.0 for r in results), default=0.0)
+            worst_rpo = max((r.rpo_minutes or 0.0 for r in results), default=0.0)
+            checks.append(AssetCheckResult(
+                asset_key=DRILL_KEY, check_name=f"scenario_{scenario}", passed=all(r.passed for r in results),
+                severity=AssetCheckSeverity.ERROR,
+                description="; ".join(f"{r.database}: {'pass' if r.passed else 'FAIL'} ({', '.join(r.notes)})"
+                                      for r in results)[:1000],
+                metadata={"rto_achieved_seconds": worst_rto, "rpo_achieved_minutes": worst_rpo,
+                          "rto_objective_seconds": report.rto_objective_seconds,
+                          "rpo_objective_minutes": report.rpo_objective_minutes}))
+        return MaterializeResult(
+            metadata={"verdict": "passed" if report.passed else "FAILED", "report": MetadataValue.md(report.markdown()),
+                      "report_location": MetadataValue.path(location)},
+            check_results=checks)
+
+    return [dr_drill]

@@ -8,7 +8,6 @@ same code serves restore verification, DR drills and ``python -m ops_project bac
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import subprocess
@@ -22,8 +21,8 @@ import psycopg
 import pyrage
 import zstandard
 
-from ops_project.catalog import BackupEntry, complete_backups, read_manifest
-from ops_project.errors import EncryptionError, IntegrityError, ObjectMissingError, OpsError
+from ops_project.catalog import BackupEntry, list_backups
+from ops_project.errors import EncryptionError, IntegrityError, OpsError
 from ops_project.layout import MANIFEST, backup_prefix
 from ops_project.manifest import Manifest
 from ops_project.storage import ObjectStore
@@ -77,16 +76,21 @@ def parse_identities(text: str, *, source: str) -> list:
 
 def find_backup(store: ObjectStore, database: str, backup_id: str | None = "latest") -> BackupEntry:
     """A complete backup by id, or the newest one (``latest`` / None)."""
-    complete = complete_backups(store, database)
+    entries = list_backups(store, database)
+    complete = [e for e in entries if e.complete]
+    if backup_id not in (None, "latest"):
+        for entry in entries:
+            if entry.backup_id == backup_id:
+                if entry.complete:
+                    return entry
+                raise NoBackupError(
+                    f"region {store.region}: {store.describe(backup_prefix(database, backup_id) + MANIFEST)} is "
+                    f"missing: backup {backup_id} is incomplete and cannot be restored; choose another backup")
+        newest = f" (newest is {complete[-1].backup_id}; see `backups list`)" if complete else ""
+        raise NoBackupError(f"region {store.region}: no backup {backup_id} of {database}{newest}")
     if not complete:
         raise NoBackupError(f"region {store.region}: no complete backup of {database}")
-    if backup_id in (None, "latest"):
-        return complete[-1]
-    for entry in complete:
-        if entry.backup_id == backup_id:
-            return entry
-    raise NoBackupError(f"region {store.region}: no complete backup {backup_id} of {database} "
-                        f"(newest is {complete[-1].backup_id}; see `backups list`)")
+    return complete[-1]
 
 
 class _TimedHashingReader:
@@ -147,11 +151,10 @@ def fetch(store: ObjectStore, manifest: Manifest, dest: Path, *, identities: lis
         with store.reader(key) as raw, open(dest, "wb") as out:
             reader = _TimedHashingReader(raw, url, progress, manifest.stored_size_bytes)
             sink = _HashingFile(out)
-            dctx = zstandard.ZstdDecompressor()
             if manifest.encryption:
-                _decrypt_then_decompress(reader, sink, dctx, identities, url)
+                _decrypt_then_decompress(reader, sink, identities, url)
             else:
-                dctx.copy_stream(reader, sink, read_size=CHUNK, write_size=CHUNK)
+                _decompress(reader, sink, url)
             while reader.read(CHUNK):  # anything after the frame still counts towards the sha256
                 pass
             out.flush()
@@ -195,7 +198,17 @@ def _free(path: Path) -> str:
         return "unknown"
 
 
-def _decrypt_then_decompress(reader, sink, dctx, identities, url: str) -> None:
+def _decompress(source, sink, url: str) -> None:
+    """One zstd frame from ``source`` into ``sink``; a frame that stops early is an error, not a short file."""
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    while not dobj.eof and (chunk := source.read(CHUNK)):
+        sink.write(dobj.decompress(chunk))
+    if not dobj.eof:
+        raise IntegrityError(f"{url}: the zstd stream ends before its frame does: the stored object is truncated; "
+                             f"use another backup or region")
+
+
+def _decrypt_then_decompress(reader, sink, identities, url: str) -> None:
     """age decryption in a thread feeding the decompressor through a pipe (pyrage reads, it does not stream out)."""
     r_fd, w_fd = os.pipe()
     errors: list[BaseException] = []
@@ -211,8 +224,10 @@ def _decrypt_then_decompress(reader, sink, dctx, identities, url: str) -> None:
     thread.start()
     try:
         with open(r_fd, "rb") as r:
-            dctx.copy_stream(io.BufferedReader(r), sink, read_size=CHUNK, write_size=CHUNK)
-    except zstandard.ZstdError:
+            _decompress(r, sink, url)
+            while r.read(CHUNK):  # let the decryption finish (and authenticate the last chunk)
+                pass
+    except (zstandard.ZstdError, IntegrityError):
         thread.join()
         if errors:  # the decryption failed first: that is the real cause
             raise _decrypt_error(errors[0], url) from None
@@ -242,10 +257,3 @@ def restore_postgres(dump: Path, target_url: str) -> float:
         raise RestoreError(f"pg_restore of {dump.name} into {info.get('dbname')} failed: "
                            f"{proc.stderr.strip()[-1500:]}")
     return time.perf_counter() - t
-
-
-def load_manifest(store: ObjectStore, database: str, backup_id: str) -> Manifest:
-    if not store.exists(backup_prefix(database, backup_id) + MANIFEST):
-        raise ObjectMissingError(f"region {store.region}: {store.describe(backup_prefix(database, backup_id))} has no "
-                                 f"manifest.json: the backup is incomplete and cannot be restored")
-    return read_manifest(store, database, backup_id)

@@ -270,15 +270,22 @@ def verify(store: ObjectStore, database: DatabaseConfig, manifest: Manifest, *, 
                                 f"{fetched.plaintext_sha256}, manifest {manifest.sha256_plaintext}",
                                 {"expected": manifest.sha256_plaintext, "actual": fetched.plaintext_sha256,
                                  "bytes": fetched.plaintext_size}))
+            if manifest.engine == "postgres" and not pg_server_url:
+                raise OpsError(f"database {database.name}: no PostgreSQL server to restore into "
+                               f"(set the variable {database.url_env})")
+            t = time.perf_counter()
+            try:
+                if manifest.engine == "sqlite":
+                    checks += _verify_sqlite(dest, manifest)
+                else:
+                    checks += _verify_postgres(dest, manifest, pg_server_url, timings)
+            except (OpsError, sqlite3.Error, psycopg.Error) as exc:
+                # The restored bytes are not a sound database (the hashes above usually say why).
+                checks += [Check(n, False, f"{url}: the restored database could not be checked: {exc}")
+                           for n in ("engine_integrity", "schema_fingerprint", "row_counts", "content_checksums",
+                                     "booking_invariants") if n not in {c.name for c in checks}]
             if manifest.engine == "sqlite":
-                t = time.perf_counter()
-                checks += _verify_sqlite(dest, manifest)
                 timings.checks = time.perf_counter() - t
-            else:
-                if not pg_server_url:
-                    raise OpsError(f"database {database.name}: no PostgreSQL server to restore into "
-                                   f"(set the variable {database.url_env})")
-                checks += _verify_postgres(dest, manifest, pg_server_url, timings)
     rto = rto_minutes * 60.0
     checks.append(Check("rto_within_objective", timings.total <= rto,
                         f"{timings.total:.1f}s of {rto:.0f}s", {"seconds": round(timings.total, 3),

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -15,7 +15,7 @@ import pytest
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
-from assets.partitions import last_window_key
+from assets.partitions import last_window_key, window_partitions
 from ops_project.catalog import list_backups
 from ops_project.config import load_config
 from ops_project.runtime import store_for
@@ -31,7 +31,12 @@ def dagster_dev(tmp_path, demo_db, write_config):
                           [local_region(tmp_path, "af-south-1"), local_region(tmp_path, "eu-west-1")])
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    # At most one run per database at a time: a backfill over many windows queues behind it.
+    (home / "dagster.yaml").write_text(
+        "telemetry:\n  enabled: false\n"
+        "concurrency:\n  runs:\n    tag_concurrency_limits:\n"
+        "      - key: dagster/partition/database\n        value: {applyLimitPerUniqueValue: true}\n"
+        "        limit: 1\n")
     port = free_ports(1)[0]
     env = dict(os.environ, DAGSTER_HOME=str(home), OPS_CONFIG=str(config))
     log = open(tmp_path / "dagster-dev.log", "wb")
@@ -87,3 +92,65 @@ def test_backup_run_launched_over_graphql(dagster_dev):
     data = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=10).json()["data"]
     mat = data["assetOrError"]["assetMaterializations"][0]
     assert mat["runId"] == run_id and mat["partition"] == f"booking|{window}"
+
+
+def gql(port: int, query: str, variables: dict | None = None) -> dict:
+    resp = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query, "variables": variables or {}},
+                      timeout=30)
+    body = resp.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+def test_restore_verification_backfill_over_windows(dagster_dev):
+    """Backups for three past windows and one window without: a backfill over all four, through the daemon."""
+    from ops_project.backup import make_window, take_backup
+    from ops_project.replication import replicate
+
+    cfg, port = dagster_dev
+    windows = window_partitions(cfg)
+    keys = windows.get_partition_keys(current_time=datetime.now(UTC))[-6:-2]
+    primary, dr = store_for(cfg, cfg.primary), store_for(cfg, cfg.regions[-1])
+    for key in keys[:3]:  # as the schedule would have taken them, each just after its window ended
+        tw = windows.time_window_for_partition_key(key)
+        window = make_window(key, tw.start, tw.end, None)
+        manifest = take_backup(cfg.databases[0], primary, cfg.backup, window=window,
+                               now=lambda end=tw.end: end + timedelta(minutes=1))
+        replicate(primary, dr, "booking", manifest.backup_id)
+    launched = gql(port, """
+        mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
+          __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
+                   {"p": {"partitionNames": [f"booking|{k}" for k in keys],
+                          "assetSelection": [{"path": ["restore_verification"]}]}})
+    result = launched["launchPartitionBackfill"]
+    assert result["__typename"] == "LaunchBackfillSuccess", result
+    backfill_id = result["backfillId"]
+
+    deadline = time.monotonic() + 300
+    while True:
+        status = gql(port, """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+                     ... on PartitionBackfill { status } } }""", {"id": backfill_id})
+        state = status["partitionBackfillOrError"]["status"]
+        if state in ("COMPLETED", "FAILED", "CANCELED", "COMPLETED_SUCCESS", "COMPLETED_FAILED"):
+            break
+        assert time.monotonic() < deadline, f"backfill still {state}"
+        time.sleep(2)
+    runs = gql(port, """query($id: String!) { runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
+                 ... on Runs { results { runId status startTime endTime tags { key value } } } } }""",
+               {"id": backfill_id})["runsOrError"]["results"]
+    by_window = {next(t["value"] for t in r["tags"] if t["key"] == "dagster/partition/window"): r for r in runs}
+    assert set(by_window) == set(keys)
+    assert [by_window[k]["status"] for k in keys] == ["SUCCESS", "SUCCESS", "SUCCESS", "FAILURE"]
+    # The window without a backup fails loudly, never a silent success.
+    events = gql(port, """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
+                 __typename ... on ExecutionStepFailureEvent { error { message causes { message } } } } } } }""",
+                 {"id": by_window[keys[3]]["runId"]})["logsForRun"]["events"]
+    failures = [" ".join([e["error"]["message"], *(c["message"] for c in e["error"]["causes"])])
+                for e in events if e["__typename"] == "ExecutionStepFailureEvent"]
+    assert any("no backup for this window" in m for m in failures), failures
+    # One restore per database at a time: the runs did not overlap.
+    spans = sorted((r["startTime"], r["endTime"]) for r in runs)
+    assert all(later[0] >= earlier[1] - 0.01 for earlier, later in zip(spans, spans[1:], strict=False)), spans
+    # Every verified backup carries a passing verdict, so retention and the verified RPO rely on it.
+    verified = [e for e in list_backups(dr, "booking") if e.verified]
+    assert sorted(e.manifest.partition_key for e in verified) == keys[:3]

@@ -154,25 +154,41 @@ def booking_invariants(query: Callable[[str], int], tables: set[str], columns: s
 
 
 def _verify_sqlite(path: Path, manifest: Manifest) -> list[Check]:
+    """The engine's checks and ours side by side: integrity_check in one thread, foreign keys and invariants
+    in another (sqlite3 releases the GIL while a statement runs), content checksums in worker processes."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from ops_project.databases.sqlite import stats_workers
 
-    checks: list[Check] = []
-    # Content checksums run in worker processes while this one runs the engine's own checks.
-    with stats_workers(path, label=f"restored {path.name}") as stats:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+    def integrity() -> list[str]:
+        con = connect()
         try:
-            integrity = [r[0] for r in con.execute("PRAGMA integrity_check(20)")]
-            fk = con.execute("PRAGMA foreign_key_check").fetchall()
-            ok = integrity == ["ok"] and not fk
-            msg = "integrity_check ok, foreign_key_check clean" if ok else \
-                "; ".join([*(i for i in integrity if i != "ok"), *(f"foreign key violation in {r[0]}" for r in fk[:5])])
-            checks.append(Check("engine_integrity", ok, msg, {"integrity_check": integrity[0],
-                                                              "foreign_key_violations": len(fk)}))
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            columns = {(t, r[1]) for t in tables for r in con.execute(f'PRAGMA table_info("{t}")')}
-            checks.append(booking_invariants(lambda q: con.execute(q).fetchone()[0], tables, columns))
+            return [r[0] for r in con.execute("PRAGMA integrity_check(20)")]
         finally:
             con.close()
+
+    def references() -> tuple[list, Check]:
+        con = connect()
+        try:
+            fk = con.execute("PRAGMA foreign_key_check").fetchall()
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            columns = {(t, r[1]) for t in tables for r in con.execute(f'PRAGMA table_info("{t}")')}
+            return fk, booking_invariants(lambda q: con.execute(q).fetchone()[0], tables, columns)
+        finally:
+            con.close()
+
+    with stats_workers(path, label=f"restored {path.name}") as stats, ThreadPoolExecutor(2) as pool:
+        integrity_future, references_future = pool.submit(integrity), pool.submit(references)
+        integrity_result = integrity_future.result()
+        fk, invariants = references_future.result()
+        ok = integrity_result == ["ok"] and not fk
+        msg = "integrity_check ok, foreign_key_check clean" if ok else "; ".join(
+            [*(i for i in integrity_result if i != "ok"), *(f"foreign key violation in {r[0]}" for r in fk[:5])])
+        checks = [Check("engine_integrity", ok, msg, {"integrity_check": integrity_result[0],
+                                                      "foreign_key_violations": len(fk)}), invariants]
         checks += _compare_stats(manifest, stats())
     return checks
 

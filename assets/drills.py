@@ -62,7 +62,9 @@ def build_drill_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             scratch_dir=ops_cfg.restore.scratch_dir,
         )
         report = run_drill(ctx, context.partition_key, scenarios)
-        location = store_report(ctx.stores[ops_cfg.restore_region.name], report) if survivors else "(no DR region)"
+        dr_region = ops_cfg.restore_region.name if ops_cfg.restore_region.name in survivors else \
+            (survivors[-1] if survivors else None)
+        location = store_report(ctx.stores[dr_region], report) if dr_region else "(no secondary region)"
         (context.log.info if report.passed else context.log.error)(report.markdown())
         checks = []
         for scenario in scenarios:

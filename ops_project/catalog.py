@@ -20,6 +20,7 @@ class BackupEntry:
     objects: list[ObjectInfo] = field(default_factory=list)
     manifest: Manifest | None = None
     verification: dict | None = None  # the last restore verification's record, if any
+    problem: str | None = None  # a manifest that exists but cannot be read: kept, reported, never restored
 
     @property
     def verified(self) -> bool:
@@ -66,7 +67,10 @@ def list_backups(store: ObjectStore, database: str | None = None, *, read_manife
     if read_manifests:
         for entry in out:
             if any(k.endswith("/" + MANIFEST) for k in entry.keys):
-                entry.manifest = read_manifest(store, entry.database, entry.backup_id)
+                try:
+                    entry.manifest = read_manifest(store, entry.database, entry.backup_id)
+                except IntegrityError as exc:  # one bad manifest must not hide every other backup
+                    entry.problem = str(exc)
             if entry.complete and any(k.endswith("/" + VERIFICATION) for k in entry.keys):
                 try:
                     entry.verification = json.loads(store.get_bytes(

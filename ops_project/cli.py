@@ -116,7 +116,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
             m = entry.manifest
             rows.append({
                 "region": region.name, "database": entry.database, "backup_id": entry.backup_id,
-                "complete": entry.complete, "location": store.describe(f"backups/{entry.database}/{entry.backup_id}/"),
+                "complete": entry.complete, "verified": entry.verified, "problem": entry.problem,
+                "location": store.describe(f"backups/{entry.database}/{entry.backup_id}/"),
                 "partition_key": m.partition_key if m else None,
                 "stored_size_bytes": m.stored_size_bytes if m else sum(o.size for o in entry.objects),
                 "source_size_bytes": m.source_size_bytes if m else None,
@@ -132,7 +133,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'region':<14} {'database':<12} {'backup_id':<20} {'state':<10} {'stored':>10} {'rows':>10}  location")
     for r in rows:
-        state = "complete" if r["complete"] else "INCOMPLETE"
+        state = ("verified" if r["verified"] else "complete") if r["complete"] else \
+            ("UNREADABLE" if r["problem"] else "INCOMPLETE")
         rows_shown = r["rows"] if r["rows"] is not None else "-"
         print(f"{r['region']:<14} {r['database']:<12} {r['backup_id']:<20} {state:<10} "
               f"{r['stored_size_bytes'] / 2**20:>9.1f}M {rows_shown:>10}  {r['location']}")
@@ -157,7 +159,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(report.record().decode(), end="")
     else:
         print(report.markdown())
-    return 0 if report.passed else EXIT_UNTRUSTED
+    if report.passed:
+        return 0
+    return EXIT_UNTRUSTED if report.conclusive else EXIT_FAILED
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
@@ -178,9 +182,13 @@ def _cmd_restore(args: argparse.Namespace) -> int:
             raise OpsError(f"{dest} already exists: choose another path, or --force to replace it")
         dest.parent.mkdir(parents=True, exist_ok=True)
         # Restore next to the target, then rename: PATH never holds a half-restored database.
-        tmp = Path(tempfile.mkstemp(prefix=f".{dest.name}.restoring-", dir=dest.parent)[1])
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.restoring-", dir=dest.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
         try:
             fetched = fetch(store, manifest, tmp, identities=identities, progress=bar)
+            for sidecar in ("-wal", "-shm", "-journal"):  # stale sidecars would be replayed onto the restore
+                Path(f"{dest}{sidecar}").unlink(missing_ok=True)
             os.replace(tmp, dest)
         finally:
             bar.close()
@@ -190,10 +198,10 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         return 0
     import psycopg
 
-    from ops_project.databases.postgres import _redact
+    from ops_project.databases.postgres import _redact, parse_url
     from ops_project.restore import restore_postgres
 
-    info = psycopg.conninfo.conninfo_to_dict(target)
+    info = parse_url(target, what="--to")
     name = info.get("dbname")
     if not name:
         raise OpsError("--to for a PostgreSQL backup must be a URL naming the database to restore into")
@@ -254,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--json", action="store_true")
     ver.add_argument("--no-record", action="store_true", help="do not store the verdict next to the backup")
     ver.set_defaults(func=_cmd_verify)
-    res.add_argument("--to", required=True, help="SQLite: a file path; PostgreSQL: postgresql://…/dbname")
+    res.add_argument("--to", required=True, help="SQLite: a file path; PostgreSQL: postgresql://user@host/dbname "
+                                                 "(give the password through PGPASSWORD or ~/.pgpass, not here)")
     res.add_argument("--force", action="store_true",
                      help="replace an existing file / restore into a non-empty database")
     res.set_defaults(func=_cmd_restore)

@@ -27,6 +27,7 @@ import psycopg
 
 from ops_project.catalog import BackupEntry, complete_backups
 from ops_project.config import DatabaseConfig, OpsConfig
+from ops_project.databases.postgres import parse_url
 from ops_project.errors import OpsError
 from ops_project.layout import backup_prefix
 from ops_project.restore import fetch, restore_postgres
@@ -253,8 +254,8 @@ def _restore_and_query_postgres(ctx: DrillContext, db: DatabaseConfig, dump: Pat
     server = ctx.pg_server_url(db)
     if not server:
         raise OpsError(f"database {db.name}: no PostgreSQL server to restore into")
-    info = psycopg.conninfo.conninfo_to_dict(server)
-    name = f"ops_drill_{db.name.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
+    info = parse_url(server, what=f"the PostgreSQL server for {db.name}")
+    name = f"ops_drill_{uuid.uuid4().hex}"
     admin = psycopg.conninfo.make_conninfo(**{**info, "dbname": info.get("dbname") or "postgres"})
     target = psycopg.conninfo.make_conninfo(**{**info, "dbname": name})
     with psycopg.connect(admin, autocommit=True) as con:

@@ -245,7 +245,9 @@ def _decrypt_error(exc: BaseException, url: str) -> Exception:
 
 def restore_postgres(dump: Path, target_url: str) -> float:
     """pg_restore a custom-format dump into an existing empty database; seconds taken."""
-    info = psycopg.conninfo.conninfo_to_dict(target_url)
+    from ops_project.databases.postgres import parse_url
+
+    info = parse_url(target_url, what="the database to restore into")
     env = dict(os.environ)
     if info.get("password"):
         env["PGPASSWORD"] = str(info.pop("password"))

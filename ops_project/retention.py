@@ -38,7 +38,8 @@ class RetentionPlan:
         for e in self.delete_incomplete:
             lines.append(f"| {e.database} | {e.backup_id} | delete | incomplete (no manifest), older than allowed |")
         for e in self.keep_incomplete:
-            lines.append(f"| {e.database} | {e.backup_id} | keep | incomplete but recent: may be in progress |")
+            why = "manifest unreadable: inspect by hand" if e.problem else "incomplete but recent: may be in progress"
+            lines.append(f"| {e.database} | {e.backup_id} | keep | {why} |")
         for u in self.abort_uploads:
             lines.append(f"| - | {u.key} | abort upload | unfinished multipart upload, older than allowed |")
         return "\n".join(lines)
@@ -69,6 +70,8 @@ def plan(entries: Iterable[BackupEntry], policy: Retention, *, now: datetime, tz
     for entry in entries:
         if entry.complete:
             by_db.setdefault(entry.database, []).append(entry)
+        elif entry.problem:
+            result.keep_incomplete.append(entry)  # an unreadable manifest is for a person to look at
         elif now.timestamp() - (entry.newest_object_time or entry.taken_at.timestamp()) > too_old:
             result.delete_incomplete.append(entry)
         else:

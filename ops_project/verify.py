@@ -21,6 +21,7 @@ import psycopg
 
 from ops_project.config import DatabaseConfig
 from ops_project.databases import SnapshotStats
+from ops_project.databases.postgres import parse_url
 from ops_project.errors import OpsError
 from ops_project.layout import VERIFICATION, backup_prefix
 from ops_project.manifest import Manifest
@@ -64,6 +65,7 @@ class Report:
     timings: Timings
     rto_seconds: float
     verified_at: str
+    conclusive: bool = True  # False when our side failed (region unreachable, disk full, wrong key)
 
     @property
     def passed(self) -> bool:
@@ -74,7 +76,8 @@ class Report:
         return [c for c in self.checks if not c.passed]
 
     def markdown(self) -> str:
-        verdict = "PASSED" if self.passed else "FAILED: this backup cannot be trusted"
+        verdict = ("PASSED" if self.passed else "FAILED: this backup cannot be trusted" if self.conclusive else
+                   "FAILED: inconclusive (the backup's bytes are not at fault; see the failed checks)")
         lines = [f"### Restore verification of `{self.database}` backup `{self.backup_id}`: {verdict}", "",
                  f"From region `{self.region}` ({self.object_url}).", "",
                  "| check | result | detail |", "|---|---|---|"]
@@ -88,7 +91,8 @@ class Report:
 
     def record(self) -> bytes:
         doc = {"database": self.database, "backup_id": self.backup_id, "partition_key": self.partition_key,
-               "region": self.region, "passed": self.passed, "verified_at": self.verified_at,
+               "region": self.region, "passed": self.passed, "conclusive": self.conclusive,
+               "verified_at": self.verified_at,
                "timings": {**asdict(self.timings), "total": self.timings.total},
                "checks": [{"name": c.name, "passed": c.passed, "message": c.message} for c in self.checks]}
         return (json.dumps(doc, indent=2) + "\n").encode()
@@ -196,8 +200,8 @@ def _verify_sqlite(path: Path, manifest: Manifest) -> list[Check]:
 def _verify_postgres(dump: Path, manifest: Manifest, server_url: str, timings: Timings) -> list[Check]:
     from ops_project.databases.postgres import table_stats
 
-    name = f"ops_verify_{manifest.database.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
-    info = psycopg.conninfo.conninfo_to_dict(server_url)
+    name = f"ops_verify_{uuid.uuid4().hex}"  # never built from bucket contents
+    info = parse_url(server_url, what=f"the PostgreSQL server for {manifest.database}")
     admin = psycopg.conninfo.make_conninfo(**{**info, "dbname": info.get("dbname") or "postgres"})
     target = psycopg.conninfo.make_conninfo(**{**info, "dbname": name})
     with psycopg.connect(admin, autocommit=True) as con:
@@ -263,14 +267,18 @@ def verify(store: ObjectStore, database: DatabaseConfig, manifest: Manifest, *, 
             fetched = fetch(store, manifest, dest, identities=identities, progress=progress, check=False)
         except OpsError as exc:
             reason = str(exc)
+        conclusive = True
         if fetched is None:
-            # Could not even decode: say whether the stored bytes are at fault, then fail the rest.
+            # Could not even decode: say whether the stored bytes are at fault, then fail the rest. Only a
+            # stored-bytes mismatch convicts the backup; anything else (the region unreachable, the scratch disk
+            # full, a wrong age identity while the bytes match) is our failure, not the backup's.
             try:
                 digest, size = stored_sha256(store, key)
                 stored_ok = digest == manifest.sha256_stored
                 stored_msg = "matches" if stored_ok else f"{digest} ({size} bytes), manifest {manifest.sha256_stored}"
+                conclusive = not stored_ok
             except OpsError as exc:
-                stored_ok, stored_msg = False, str(exc)
+                stored_ok, stored_msg, conclusive = False, str(exc), False
             checks.append(Check("stored_sha256", stored_ok, stored_msg))
             checks += [Check(n, False, f"not restorable: {reason}") for n in CHECKS
                        if n not in ("stored_sha256", "rto_within_objective")]
@@ -309,9 +317,12 @@ def verify(store: ObjectStore, database: DatabaseConfig, manifest: Manifest, *, 
     order = list(CHECKS)
     checks.sort(key=lambda c: order.index(c.name))
     return Report(manifest.database, manifest.backup_id, manifest.partition_key, store.region, url, checks,
-                  timings, rto, datetime.now(UTC).isoformat())
+                  timings, rto, datetime.now(UTC).isoformat(), conclusive)
 
 
-def record(store: ObjectStore, report: Report) -> None:
-    """Keep the verdict next to the backup (written for failures too: the history is worth having)."""
+def record(store: ObjectStore, report: Report) -> bool:
+    """Keep the verdict next to the backup; an inconclusive run (our failure) leaves the last verdict alone."""
+    if not report.conclusive:
+        return False
     store.put_bytes(backup_prefix(report.database, report.backup_id) + VERIFICATION, report.record())
+    return True

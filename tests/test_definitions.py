@@ -43,7 +43,8 @@ def test_shipped_code_location_loads_and_everything_resolves():
         assert defs.resolve_job_def(name) is not None
     repo = defs.get_repository_def()
     schedules = {s.name: s for s in repo.schedule_defs}
-    assert set(schedules) == {"backup_schedule", "backup_retention_schedule", "verified_rpo_schedule"}
+    assert set(schedules) == {"backup_schedule", "backup_retention_schedule", "verified_rpo_schedule",
+                              "dr_drill_schedule"}
     for s in schedules.values():
         assert s.execution_timezone == "Africa/Johannesburg"
         assert s.job_name in jobs

@@ -124,9 +124,13 @@ def test_verifier_catches_planted_fault(backed_up, fault):
     failed = {c.name for c in report.failures}
     assert not report.passed and must_fail <= failed, (fault, failed)
     assert manifest.backup_id in report.markdown() and "FAILED" in report.markdown()
-    object_named = any(dr.describe(backup_prefix("booking", manifest.backup_id)) in c.message or
-                       manifest.sha256_stored in c.message or "manifest" in c.message for c in report.failures)
-    assert object_named, report.markdown()
+    messages = " ".join(c.message for c in report.failures)
+    if fault in ("flipped byte", "truncated object"):  # the stored object, expected and actual sums
+        assert manifest.sha256_stored in messages and dr.describe(backup_prefix("booking", manifest.backup_id)) in \
+            report.object_url, report.markdown()
+    else:  # the table whose numbers were altered
+        assert "appointments:" in messages and "manifest" in messages, report.markdown()
+    assert report.conclusive
     record(dr, report)
     (stored,) = list_backups(dr, "booking")
     assert not stored.verified  # a failed verification never marks a backup good
@@ -161,6 +165,7 @@ def test_wrong_age_identity_is_caught(tmp_path, demo_db, write_config, monkeypat
                  identities=parse_identities(keys[1], source="wrong"))
     failed = {c.name: c.message for c in bad.failures}
     assert not bad.passed and "stored_sha256" not in failed  # the bytes are fine: the key is wrong
+    assert not bad.conclusive and record(store, bad) is False  # so the backup's verdict is not overwritten
     assert "age decryption failed" in failed["plaintext_sha256"] and "wrong identity" in failed["plaintext_sha256"]
     assert str(store.describe(backup_prefix("booking", manifest.backup_id))) in failed["plaintext_sha256"]
 
@@ -196,7 +201,7 @@ def test_region_unreachable_mid_download(tmp_path, write_config, monkeypatch):
                 weed.kill()
 
         report = verify(store, cfg.databases[0], manifest, rto_minutes=120, progress=progress)
-        assert killed.is_set() and not report.passed
+        assert killed.is_set() and not report.passed and not report.conclusive
         failed = {c.name: c.message for c in report.failures}
         assert "stored_sha256" in failed
         assert f"s3://{bucket}/backups/booking/{manifest.backup_id}" in " ".join(failed.values())
@@ -221,6 +226,7 @@ def test_scratch_disk_too_small(backed_up, tmp_path):
         assert "No space left on device" in message and "free space" in message
         assert dr.describe(backup_prefix("booking", manifest.backup_id)) in message
         assert os.listdir(small) == []  # the partial restore was removed
+        assert not report.conclusive  # our disk, not the backup: a previous verdict stands
     finally:
         subprocess.run(["umount", str(small)], check=False)
 

@@ -29,6 +29,15 @@ CHECKSUM_METHOD = ("postgres: sum mod 2^64 of a 64-bit hash per row, any order; 
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
+def parse_url(url: str, *, what: str) -> dict:
+    """conninfo as a dict; a malformed URL is an error that never repeats the URL (it may hold a password)."""
+    try:
+        return psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        raise BackupError(f"{what}: not a valid PostgreSQL URL (postgresql://user@host:port/dbname); "
+                          f"check the environment variable that holds it") from None
+
+
 def _redact(url: str) -> str:
     """A connection URL without its password, for error messages."""
     try:
@@ -92,6 +101,7 @@ def pg_dump_version() -> str:
 @contextlib.contextmanager
 def snapshot(url: str, *, name: str) -> Iterator[Snapshot]:
     version = pg_dump_version()
+    info = parse_url(url, what=f"database {name}")
     try:
         con = psycopg.connect(url, autocommit=False, connect_timeout=10)
     except psycopg.Error as exc:
@@ -102,7 +112,6 @@ def snapshot(url: str, *, name: str) -> Iterator[Snapshot]:
         snap_id = con.execute("SELECT pg_export_snapshot()").fetchone()[0]
         server = con.execute("SHOW server_version").fetchone()[0]
         # The password travels in the environment, not on the command line that `ps` shows.
-        info = psycopg.conninfo.conninfo_to_dict(url)
         env = dict(os.environ)
         if info.get("password"):
             env["PGPASSWORD"] = str(info.pop("password"))
@@ -141,13 +150,19 @@ def snapshot(url: str, *, name: str) -> Iterator[Snapshot]:
                            checksum_method=CHECKSUM_METHOD)
             ok = True
         finally:
-            if not ok and proc.poll() is None:
-                proc.kill()
+            if not ok:
+                if proc.poll() is None:
+                    proc.kill()
+                con.cancel()  # stop the checksum queries too: no point holding the snapshot open
             proc.stdout.close()
             code = proc.wait()
             for t in threads:
                 t.join()
-            con.rollback()
+            proc.stderr.close()
+            try:
+                con.rollback()
+            except psycopg.Error:
+                pass
         if code != 0:
             err = b"".join(stderr_chunks).decode(errors="replace").strip().replace(url, _redact(url))
             raise BackupError(f"database {name}: pg_dump exited with {code}: {err}")

@@ -105,7 +105,11 @@ def _online_copy(source: Path, target: Path) -> None:
         src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
     except sqlite3.Error as exc:
         raise BackupError(f"cannot open SQLite database {source}: {exc}") from None
-    dst = sqlite3.connect(target)
+    try:
+        dst = sqlite3.connect(target)
+    except sqlite3.Error as exc:
+        src.close()
+        raise BackupError(f"cannot create the scratch copy {target}: {exc}") from None
     try:
         src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails early on a non-database
         src.backup(dst, pages=-1)  # one step: one read transaction, one point in time
@@ -150,8 +154,7 @@ def stats_workers(path: Path, *, label: str) -> Iterator[Callable[[], SnapshotSt
         raise BackupError(f"{label}: not a readable SQLite database ({exc})") from None
     finally:
         con.close()
-    procs = [subprocess.Popen([sys.executable, "-m", "ops_project.databases.sqlite", str(path), *group],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for group in groups]
+    procs: list[subprocess.Popen] = []
 
     def stats() -> SnapshotStats:
         tables: dict[str, TableStats] = {}
@@ -164,6 +167,9 @@ def stats_workers(path: Path, *, label: str) -> Iterator[Callable[[], SnapshotSt
         return SnapshotStats(fingerprint, dict(sorted(tables.items())))
 
     try:
+        for group in groups:
+            procs.append(subprocess.Popen([sys.executable, "-m", "ops_project.databases.sqlite", str(path), *group],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE))
         yield stats
     finally:
         for proc in procs:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,8 +116,11 @@ class LocalStore:
         path.unlink(missing_ok=True)
         # Remove directories left empty, up to the root.
         parent = path.parent
-        while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
-            shutil.rmtree(parent, ignore_errors=True)
+        while parent != self.root:
+            try:
+                parent.rmdir()  # only if empty: a file written meanwhile keeps its directory
+            except OSError:
+                break
             parent = parent.parent
 
     def unfinished_uploads(self, prefix: str = "") -> list[UnfinishedUpload]:

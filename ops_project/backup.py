@@ -61,6 +61,23 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _size_hint(database: DatabaseConfig, pg_url: str | None) -> int | None:
+    """An upper bound of the plaintext size (the stored object is smaller), for the multipart part size."""
+    if database.engine == "sqlite":
+        try:
+            path = database.path.expanduser()
+            return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+        except OSError:
+            return None
+    try:
+        import psycopg
+
+        with psycopg.connect(pg_url, connect_timeout=10) as con:
+            return con.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    except Exception:  # noqa: BLE001 - only a hint; the snapshot reports real connection errors
+        return None
+
+
 def take_backup(
     database: DatabaseConfig,
     store: ObjectStore,
@@ -96,7 +113,7 @@ def take_backup(
             raise BackupError(f"database {database.name}: no PostgreSQL URL (set the variable {database.url_env})")
         snap_cm = postgres.snapshot(pg_url, name=database.name)
 
-    writer = store.writer(data_key)
+    writer = store.writer(data_key, size_hint=_size_hint(database, pg_url))
     try:
         with snap_cm as snap:
             point_in_time = now()
@@ -146,7 +163,12 @@ def take_backup(
     try:
         store.put_bytes(prefix + MANIFEST, manifest.to_json())
     except BaseException:
-        store.delete(data_key)  # best effort: without a manifest it is incomplete anyway
+        # The write may have landed even though it reported failure: unmark the backup (best effort);
+        # the data stays for retention to clean up, so a manifest never points at nothing.
+        try:
+            store.delete(prefix + MANIFEST)
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            pass
         raise
     log(f"{database.name}: backup {backup_id} complete in region {store.region} "
         f"({source_size} → {stored_size} bytes)")

@@ -57,7 +57,7 @@ def verify_stored(store: ObjectStore, manifest: Manifest) -> str | None:
 
 def _copy(src: ObjectStore, dst: ObjectStore, key: str, manifest: Manifest) -> int:
     sha, size = hashlib.sha256(), 0
-    writer = dst.writer(key)
+    writer = dst.writer(key, size_hint=manifest.stored_size_bytes)
     try:
         with src.reader(key) as fh:
             while chunk := fh.read(CHUNK):

@@ -244,8 +244,8 @@ def test_s3_killed_mid_upload_leaves_nothing_complete(tmp_path, write_config, mo
         store.client.meta.config.retries["max_attempts"] = 2
         real_writer = store.writer
 
-        def killing_writer(key):
-            writer = real_writer(key)
+        def killing_writer(key, size_hint=None):
+            writer = real_writer(key, size_hint)
             original, seen = writer.write, {"n": 0}
 
             def write(data):

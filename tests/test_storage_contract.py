@@ -115,3 +115,11 @@ def test_interrupted_write_is_visible_to_cleanup(store):
         assert partial.key.startswith("backups/db/1/.partial-data.bin")
         store.delete(partial.key)
     assert list(store.list("backups/")) == []
+
+
+def test_s3_part_size_grows_with_the_size_hint(weed_pair):
+    weed = weed_pair[0]
+    region = RegionConfig(name="there", kind="s3", bucket=weed.make_bucket(unique("hint")))
+    store = open_store(region, S3Credentials(weed.endpoint, ACCESS_KEY, SECRET_KEY), part_size=PART)
+    assert store.writer("a")._part_size == PART
+    assert store.writer("a", size_hint=200 << 30)._part_size >= (200 << 30) // 9000  # 200 GiB in < 10,000 parts

@@ -69,7 +69,7 @@ class LocalStore:
                 "fix its 'path' in the configuration or the directory's permissions"
             ) from None
 
-    def writer(self, key: str) -> _LocalWriter:
+    def writer(self, key: str, size_hint: int | None = None) -> _LocalWriter:
         try:
             return _LocalWriter(self._path(key))
         except OSError as exc:

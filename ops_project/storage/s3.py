@@ -7,6 +7,8 @@ after ``CompleteMultipartUpload``; an aborted or interrupted one leaves nothing 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
@@ -88,8 +90,12 @@ class S3Store:
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, "listing") from None
 
-    def writer(self, key: str) -> _MultipartWriter:
-        return _MultipartWriter(self, key)
+    def writer(self, key: str, size_hint: int | None = None) -> _MultipartWriter:
+        """``size_hint``: an upper bound of the object's size, so that it fits in S3's 10,000 parts."""
+        part = self.part_size
+        if size_hint:
+            part = max(part, -(-size_hint // 9000))  # equal parts (R2 requires it), at most 9,000 of them
+        return _MultipartWriter(self, key, part)
 
     def reader(self, key: str) -> BinaryIO:
         try:
@@ -100,7 +106,7 @@ class S3Store:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentMD5=_md5(data))
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, "writing", key) from None
 
@@ -157,6 +163,10 @@ class S3Store:
             raise self._error(exc, "aborting the unfinished upload of", upload.key) from None
 
 
+def _md5(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+
+
 class _Body:
     """A streaming GET body whose errors come out as StorageError."""
 
@@ -189,8 +199,8 @@ class _MultipartWriter:
 
     IN_FLIGHT = 2
 
-    def __init__(self, store: S3Store, key: str):
-        self._s, self._key = store, key
+    def __init__(self, store: S3Store, key: str, part_size: int):
+        self._s, self._key, self._part_size = store, key, part_size
         self._buf = bytearray()
         self._upload_id: str | None = None
         self._parts: list[Future] = []
@@ -207,8 +217,10 @@ class _MultipartWriter:
 
     def _upload_part(self, number: int, data: bytes) -> dict:
         try:
+            # Content-MD5: the server rejects a part that arrives different from what was sent.
             resp = self._s.client.upload_part(Bucket=self._s.bucket, Key=self._s._key(self._key),
-                                              UploadId=self._upload_id, PartNumber=number, Body=data)
+                                              UploadId=self._upload_id, PartNumber=number, Body=data,
+                                              ContentMD5=_md5(data))
         except (ClientError, BotoCoreError) as exc:
             raise self._s._error(exc, f"uploading part {number} of", self._key) from None
         return {"PartNumber": number, "ETag": resp["ETag"]}
@@ -228,7 +240,7 @@ class _MultipartWriter:
     def write(self, data: bytes) -> int:
         self._buf += data
         self._size += len(data)
-        size = self._s.part_size
+        size = self._part_size
         while len(self._buf) >= size:
             part = bytes(self._buf[:size])
             del self._buf[:size]
@@ -247,6 +259,7 @@ class _MultipartWriter:
             self._s.client.complete_multipart_upload(
                 Bucket=self._s.bucket, Key=self._s._key(self._key), UploadId=self._upload_id,
                 MultipartUpload={"Parts": parts})
+            stored = self._s.client.head_object(Bucket=self._s.bucket, Key=self._s._key(self._key))["ContentLength"]
         except (ClientError, BotoCoreError) as exc:
             self.abort()
             raise self._s._error(exc, "completing upload of", self._key) from None
@@ -256,6 +269,10 @@ class _MultipartWriter:
         finally:
             if self._pool:
                 self._pool.shutdown(wait=False)
+        if stored != self._size:
+            self._s.delete(self._key)
+            raise StorageError(f"region {self._s.region}: {self._s.describe(self._key)} holds {stored} bytes after "
+                               f"upload, {self._size} were sent; the object was removed")
         return self._size
 
     def abort(self) -> None:

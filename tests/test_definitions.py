@@ -190,7 +190,11 @@ def test_postgres_to_s3_with_encryption_through_dagster_resources(tmp_path, pg_b
     identity = next(line for line in key.read_text().splitlines() if line.startswith("AGE-SECRET-KEY-"))
     monkeypatch.setenv("OPS_T_AGE", recipient)
     monkeypatch.setenv("OPS_T_AGE_ID", key.read_text())
-    monkeypatch.setenv("OPS_T_CORE_URL", pg_booking)
+    # A password in the URL (the server trusts local connections, so any password works): it must not leak.
+    password = "pg-pass-7f3a91"
+    pg_url = pg_booking.replace("postgresql://postgres@", f"postgresql://postgres:{password}@")
+    assert password in pg_url
+    monkeypatch.setenv("OPS_T_CORE_URL", pg_url)
     bucket_a, bucket_b = s3_env[0].make_bucket(unique("dg-a")), s3_env[1].make_bucket(unique("dg-b"))
     path = write_config([{"name": "core", "engine": "postgres", "url_env": "OPS_T_CORE_URL"}],
                         [s3_region("af-south-1", bucket_a, "OPS_T_ENDPOINT_A"),
@@ -212,5 +216,5 @@ def test_postgres_to_s3_with_encryption_through_dagster_resources(tmp_path, pg_b
         entries = [e for e in list_backups(store_for(cfg, region), "core") if e.complete]
         assert len(entries) == 1 and entries[0].manifest.encryption is not None
         assert entries[0].manifest.tables["public.appointments"].rows == 40000
-    for secret_value in (SECRET_KEY, pg_booking, recipient, identity):
+    for secret_value in (SECRET_KEY, password, recipient, identity):
         assert secret_value not in logged and secret_value not in run_record

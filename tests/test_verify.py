@@ -15,7 +15,6 @@ import pytest
 from ops_project.backup import take_backup
 from ops_project.catalog import list_backups
 from ops_project.config import load_config
-from ops_project.errors import OpsError
 from ops_project.layout import MANIFEST, VERIFICATION, backup_prefix
 from ops_project.replication import replicate
 from ops_project.restore import NoBackupError, find_backup, parse_identities
@@ -317,10 +316,21 @@ def test_postgres_verification_restores_into_a_scratch_database(tmp_path, pg_boo
     with psycopg.connect(pg_booking) as con:  # the scratch database is gone again
         left = con.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'ops_verify_core_%'").fetchone()[0]
     assert left == 0
-    # A dump that pg_restore rejects fails engine_integrity (and everything after it).
-    with pytest.raises(OpsError):
-        from ops_project.restore import restore_postgres
+    # A dump that pg_restore rejects, stored with matching hashes (as if the dump itself had been bad):
+    # engine_integrity fails, and so does everything that needs the restored database.
+    import dataclasses
+    import hashlib
 
-        bogus = tmp_path / "bogus.pgdump"
-        bogus.write_bytes(b"PGDMP" + b"\0" * 100)
-        restore_postgres(bogus, pg_booking)
+    import zstandard
+
+    bogus = b"PGDMP" + b"\0" * 100
+    stored = zstandard.ZstdCompressor().compress(bogus)
+    bad = dataclasses.replace(manifest, backup_id="20200101T000000Z", sha256_stored=hashlib.sha256(stored).hexdigest(),
+                              sha256_plaintext=hashlib.sha256(bogus).hexdigest(), stored_size_bytes=len(stored))
+    store.put_bytes(backup_prefix("core", bad.backup_id) + bad.data_object, stored)
+    store.put_bytes(backup_prefix("core", bad.backup_id) + MANIFEST, bad.to_json())
+    report = verify(store, cfg.databases[0], bad, rto_minutes=120, pg_server_url=pg_booking)
+    failed = {c.name: c.message for c in report.failures}
+    assert not report.passed and report.conclusive
+    assert "pg_restore" in failed["engine_integrity"] and {"row_counts", "content_checksums"} <= set(failed)
+    assert {"stored_sha256", "plaintext_sha256"}.isdisjoint(failed)

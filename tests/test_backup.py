@@ -347,3 +347,38 @@ def test_cli_take_and_list_without_dagster(tmp_path, demo_db, write_config):
               "print('DAGSTER' if any(m.startswith('dagster') for m in sys.modules) else 'CLEAN')")
     probe = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert probe.stdout.strip().endswith("CLEAN")
+
+
+def test_backup_window_rules():
+    from ops_project.backup import check_window, make_window
+    from ops_project.errors import WindowClosedError
+
+    start = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
+    window = make_window("2026-11-22-06:00", start, start + timedelta(hours=4), None)
+    with pytest.raises(WindowClosedError, match="cannot be backed up before"):
+        check_window(window, start + timedelta(hours=3))  # the window has not ended yet
+    check_window(window, start + timedelta(hours=4, minutes=1))
+    check_window(window, start + timedelta(hours=7, minutes=59))  # default grace: one window length
+    with pytest.raises(WindowClosedError, match="nothing was stored"):
+        check_window(window, start + timedelta(hours=8, minutes=1))
+    short = make_window("k", start, start + timedelta(hours=4), 30)
+    with pytest.raises(WindowClosedError):
+        check_window(short, start + timedelta(hours=4, minutes=31))
+
+
+def test_failed_manifest_write_leaves_nothing_complete(tmp_path, demo_db, write_config, monkeypatch):
+    cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
+                                   [local_region(tmp_path, "r1")]))
+    store = store_for(cfg, cfg.primary)
+    real_put = store.put_bytes
+
+    def put(key, data):
+        real_put(key, data)  # it lands, and then the call reports a failure (a lost response)
+        if key.endswith(MANIFEST):
+            raise StorageError("connection reset while writing the manifest")
+
+    monkeypatch.setattr(store, "put_bytes", put)
+    with pytest.raises(StorageError, match="connection reset"):
+        take_backup(cfg.databases[0], store, cfg.backup)
+    entries = list_backups(store_for(cfg, cfg.primary), "booking")
+    assert len(entries) == 1 and not entries[0].complete  # data left for retention, no manifest

@@ -17,7 +17,6 @@ import json
 import sqlite3
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -27,10 +26,9 @@ import psycopg
 
 from ops_project.catalog import BackupEntry, complete_backups
 from ops_project.config import DatabaseConfig, OpsConfig
-from ops_project.databases.postgres import parse_url
 from ops_project.errors import OpsError
 from ops_project.layout import backup_prefix
-from ops_project.restore import fetch, restore_postgres
+from ops_project.restore import fetch, restore_postgres, scratch_database
 from ops_project.storage import ObjectStore
 from ops_project.storage.local import LocalStore
 from ops_project.verify import verify
@@ -254,21 +252,12 @@ def _restore_and_query_postgres(ctx: DrillContext, db: DatabaseConfig, dump: Pat
     server = ctx.pg_server_url(db)
     if not server:
         raise OpsError(f"database {db.name}: no PostgreSQL server to restore into")
-    info = parse_url(server, what=f"the PostgreSQL server for {db.name}")
-    name = f"ops_drill_{uuid.uuid4().hex}"
-    admin = psycopg.conninfo.make_conninfo(**{**info, "dbname": info.get("dbname") or "postgres"})
-    target = psycopg.conninfo.make_conninfo(**{**info, "dbname": name})
-    with psycopg.connect(admin, autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with scratch_database(server, purpose="drill", what=f"the PostgreSQL server for {db.name}") as target:
         restore_postgres(dump, target)
         with psycopg.connect(target, autocommit=True) as con:
             tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
                                                 "WHERE table_schema = 'public'")}
             return _run_queries(lambda q: con.execute(q).fetchall(), tables)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as con:
-            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 RUNNERS = {"region_loss": region_loss, "corrupt_latest": corrupt_latest, "database_loss": database_loss}

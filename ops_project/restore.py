@@ -7,17 +7,20 @@ same code serves restore verification, DR drills and ``python -m ops_project bac
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+import psycopg.sql
 import pyrage
 import zstandard
 
@@ -259,3 +262,23 @@ def restore_postgres(dump: Path, target_url: str) -> float:
         raise RestoreError(f"pg_restore of {dump.name} into {info.get('dbname')} failed: "
                            f"{proc.stderr.strip()[-1500:]}")
     return time.perf_counter() - t
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str, *, purpose: str, what: str) -> Iterator[str]:
+    """A throw-away PostgreSQL database on ``server_url``'s server (URL yielded), dropped afterwards.
+
+    Its name comes from a uuid, never from anything read out of a bucket.
+    """
+    from ops_project.databases.postgres import parse_url
+
+    info = parse_url(server_url, what=what)
+    name = f"ops_{purpose}_{uuid.uuid4().hex}"
+    admin = psycopg.conninfo.make_conninfo(**{**info, "dbname": info.get("dbname") or "postgres"})
+    with psycopg.connect(admin, autocommit=True) as con:
+        con.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+    try:
+        yield psycopg.conninfo.make_conninfo(**{**info, "dbname": name})
+    finally:
+        with psycopg.connect(admin, autocommit=True) as con:
+            con.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))

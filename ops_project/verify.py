@@ -11,7 +11,6 @@ import json
 import sqlite3
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -21,12 +20,11 @@ import psycopg
 
 from ops_project.config import DatabaseConfig
 from ops_project.databases import SnapshotStats
-from ops_project.databases.postgres import parse_url
 from ops_project.errors import OpsError
 from ops_project.layout import VERIFICATION, backup_prefix
 from ops_project.manifest import Manifest
 from ops_project.replication import stored_sha256
-from ops_project.restore import Fetched, Progress, Timings, fetch, restore_postgres
+from ops_project.restore import Fetched, Progress, Timings, fetch, restore_postgres, scratch_database
 from ops_project.storage import ObjectStore
 
 CHECKS = {
@@ -198,38 +196,33 @@ def _verify_sqlite(path: Path, manifest: Manifest) -> list[Check]:
 
 
 def _verify_postgres(dump: Path, manifest: Manifest, server_url: str, timings: Timings) -> list[Check]:
+    what = f"the PostgreSQL server for {manifest.database}"
+    with scratch_database(server_url, purpose="verify", what=what) as target:
+        return _check_restored_postgres(dump, manifest, target, timings)
+
+
+def _check_restored_postgres(dump: Path, manifest: Manifest, target: str, timings: Timings) -> list[Check]:
     from ops_project.databases.postgres import table_stats
 
-    name = f"ops_verify_{uuid.uuid4().hex}"  # never built from bucket contents
-    info = parse_url(server_url, what=f"the PostgreSQL server for {manifest.database}")
-    admin = psycopg.conninfo.make_conninfo(**{**info, "dbname": info.get("dbname") or "postgres"})
-    target = psycopg.conninfo.make_conninfo(**{**info, "dbname": name})
-    with psycopg.connect(admin, autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{name}"')
     try:
-        try:
-            timings.restore = restore_postgres(dump, target)
-            restored = Check("engine_integrity", True, "pg_restore completed without errors")
-        except OpsError as exc:
-            failed = Check("engine_integrity", False, str(exc))
-            why = "restore failed"
-            return [failed, *(Check(n, False, why) for n in ("schema_fingerprint", "row_counts", "content_checksums",
-                                                              "booking_invariants"))]
-        t = time.perf_counter()
-        with psycopg.connect(target, autocommit=True) as con:
-            restored.metadata["amcheck"] = _amcheck(con, restored)
-            tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
-                                                "WHERE table_schema = 'public'")}
-            columns = {(r[0], r[1]) for r in con.execute("SELECT table_name, column_name FROM "
-                                                         "information_schema.columns WHERE table_schema='public'")}
-            checks = [restored, booking_invariants(lambda q: con.execute(q).fetchone()[0], tables, columns)]
-            with con.transaction():
-                checks += _compare_stats(manifest, table_stats(con))
-        timings.checks = time.perf_counter() - t
-        return checks
-    finally:
-        with psycopg.connect(admin, autocommit=True) as con:
-            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        timings.restore = restore_postgres(dump, target)
+    except OpsError as exc:
+        return [Check("engine_integrity", False, str(exc)),
+                *(Check(n, False, "restore failed") for n in ("schema_fingerprint", "row_counts",
+                                                              "content_checksums", "booking_invariants"))]
+    restored = Check("engine_integrity", True, "pg_restore completed without errors")
+    t = time.perf_counter()
+    with psycopg.connect(target, autocommit=True) as con:
+        restored.metadata["amcheck"] = _amcheck(con, restored)
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                            "WHERE table_schema = 'public'")}
+        columns = {(r[0], r[1]) for r in con.execute("SELECT table_name, column_name FROM "
+                                                     "information_schema.columns WHERE table_schema='public'")}
+        checks = [restored, booking_invariants(lambda q: con.execute(q).fetchone()[0], tables, columns)]
+        with con.transaction():
+            checks += _compare_stats(manifest, table_stats(con))
+    timings.checks = time.perf_counter() - t
+    return checks
 
 
 def _amcheck(con: psycopg.Connection, check: Check) -> str:

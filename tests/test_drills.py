@@ -89,3 +89,23 @@ def test_drill_schedule_is_weekly_in_johannesburg():
     (req,) = schedule.evaluate_tick(build_schedule_context(scheduled_execution_time=tick,
                                                            repository_def=defs.get_repository_def())).run_requests
     assert req.partition_key == "2026-11-22" and req.run_key == "drill|2026-11-22"
+
+
+def test_postgres_drill_restores_into_a_scratch_database(tmp_path, pg_booking, write_config, monkeypatch):
+    import psycopg
+
+    monkeypatch.setenv("OPS_T_CORE_URL", pg_booking)
+    cfg = load_config(write_config([{"name": "core", "engine": "postgres", "url_env": "OPS_T_CORE_URL"}],
+                                   [local_region(tmp_path, "a"), local_region(tmp_path, "b")]))
+    primary, dr = store_for(cfg, cfg.primary), store_for(cfg, cfg.regions[1])
+    manifest = take_backup(cfg.databases[0], primary, cfg.backup, pg_url=pg_booking)
+    replicate(primary, dr, "core", manifest.backup_id)
+    ctx = DrillContext(cfg=cfg, stores={"b": dr}, pg_server_url=lambda _db: pg_booking)
+    report = run_drill(ctx, "w1", ["region_loss", "database_loss"])
+    assert report.passed, report.markdown()
+    loss = next(r for r in report.results if r.scenario == "database_loss")
+    assert any("find a customer by email" in n for n in loss.notes) and loss.rto_seconds > 0
+    with psycopg.connect(pg_booking) as con:
+        left = con.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'ops_drill_%' "
+                           "OR datname LIKE 'ops_verify_%'").fetchone()[0]
+    assert left == 0

@@ -44,7 +44,7 @@ APP_QUERIES = [
      "SELECT id, starts_at, ends_at, status FROM appointments WHERE staff_id = (SELECT min(staff_id) FROM "
      "appointments) ORDER BY starts_at LIMIT 50"),
     ("find a customer by email", {"customers"},
-     "SELECT id, name FROM customers WHERE email = (SELECT min(email) FROM customers)"),
+     "SELECT id, email FROM customers WHERE email = (SELECT min(email) FROM customers)"),
     ("a tenant's takings", {"payments", "appointments"},
      "SELECT a.tenant_id, sum(p.amount_cents) FROM payments p JOIN appointments a ON a.id = p.appointment_id "
      "WHERE p.status = 'paid' GROUP BY a.tenant_id ORDER BY 2 DESC LIMIT 5"),

@@ -80,6 +80,25 @@ def _cmd_demo_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo_api(args: argparse.Namespace) -> int:
+    from ops_project.demo.api import serve
+
+    db = args.db
+    if not db:
+        from ops_project.config import load_config
+        from ops_project.runtime import prepare_database
+
+        cfg = load_config(args.config)
+        demo = next((d for d in cfg.databases if d.engine == "sqlite"), None)
+        if demo is None:
+            raise OpsError(f"{cfg.source}: no SQLite database to serve; pass --db PATH")
+        prepare_database(demo)
+        db = demo.path
+    print(f"demo booking API {args.version} on http://{args.host}:{args.port} (database {db})", file=sys.stderr)
+    serve(db, args.version, args.port, host=args.host, latency_ms=args.latency_ms)
+    return 0
+
+
 def _cmd_take(args: argparse.Namespace) -> int:
     from ops_project.backup import take_backup
     from ops_project.config import load_config
@@ -239,6 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=42)
     demo.set_defaults(func=_cmd_demo_db)
 
+    api = sub.add_parser("demo-api", help="serve the demo booking API (what deploy validation checks)")
+    api.add_argument("--port", type=int, default=8080)
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--version", required=True, help="the release this instance serves, e.g. v1.4.2")
+    api.add_argument("--db", help="SQLite database (default: the configured demo database)")
+    api.add_argument("--latency-ms", type=int, default=0, help="add this delay to every request (chaos)")
+    api.set_defaults(func=_cmd_demo_api)
+
     backups = sub.add_parser("backups", help="take and list backups without Dagster")
     bsub = backups.add_subparsers(dest="action", required=True)
     take = bsub.add_parser("take", help="snapshot now into the primary region, then replicate everywhere")
@@ -267,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--force", action="store_true",
                      help="replace an existing file / restore into a non-empty database")
     res.set_defaults(func=_cmd_restore)
-    for p in (take, lst, ver, res):
+    for p in (take, lst, ver, res, api):
         p.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 

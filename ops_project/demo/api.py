@@ -1,0 +1,226 @@
+"""A small booking API over the demo database: what deploy validation checks in the embedded default.
+
+ASGI (Starlette), served by uvicorn: ``python -m ops_project demo-api --port P --version V``.
+
+    GET  /health                                   200 {"status": "ok"} or 503 when the database is unreachable
+    GET  /version                                  {"version": V}
+    GET  /tenants/{slug}/services                  the tenant's services
+    GET  /tenants/{slug}/availability?date=D&service_id=S[&staff_id=T]   free slots that day
+    POST /tenants/{slug}/bookings                  {"service_id", "staff_id", "customer_email", "starts_at"} → 201
+    GET  /tenants/{slug}/bookings/{id}             the booking, or 404
+    DELETE /tenants/{slug}/bookings/{id}           cancel: the booking is removed (an audit entry remains)
+
+Errors are proper status codes with a JSON body: 400/422 bad input, 404 unknown, 409 slot taken,
+503 database unavailable. ``latency_ms`` adds a fixed delay to every request (a chaos knob for
+rehearsing a slow release).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+OPEN_HOUR, CLOSE_HOUR = 8, 17
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def create_app(db_path: str | Path, version: str, *, latency_ms: int = 0) -> Starlette:
+    db_path = Path(db_path)
+
+    def connect() -> sqlite3.Connection:
+        if not db_path.is_file():
+            raise ApiError(503, "database unavailable")
+        con = sqlite3.connect(f"file:{db_path}?mode=rw", uri=True, timeout=5)
+        con.row_factory = sqlite3.Row
+        con.execute("PRAGMA foreign_keys=ON")
+        return con
+
+    def tenant_id(con: sqlite3.Connection, slug: str) -> int:
+        row = con.execute("SELECT id FROM tenants WHERE slug = ?", (slug,)).fetchone()
+        if row is None:
+            raise ApiError(404, f"unknown tenant {slug!r}")
+        return row["id"]
+
+    def run(fn):
+        async def endpoint(request: Request):
+            if latency_ms:
+                await asyncio.sleep(latency_ms / 1000)
+            try:
+                return await asyncio.to_thread(fn, request)
+            except ApiError as exc:
+                return JSONResponse({"error": exc.message}, status_code=exc.status)
+            except sqlite3.OperationalError as exc:
+                return JSONResponse({"error": f"database error: {exc}"}, status_code=503)
+        return endpoint
+
+    def health(_request: Request):
+        con = connect()
+        try:
+            con.execute("SELECT count(*) FROM tenants").fetchone()
+        finally:
+            con.close()
+        return JSONResponse({"status": "ok", "database": "ok", "version": version})
+
+    def get_version(_request: Request):
+        return JSONResponse({"version": version})
+
+    def services(request: Request):
+        con = connect()
+        try:
+            tid = tenant_id(con, request.path_params["slug"])
+            rows = con.execute("SELECT id, name, duration_min, price_cents FROM services WHERE tenant_id = ? "
+                               "ORDER BY id", (tid,)).fetchall()
+            staff = con.execute("SELECT id, name FROM staff WHERE tenant_id = ? ORDER BY id", (tid,)).fetchall()
+        finally:
+            con.close()
+        return JSONResponse({"services": [dict(r) for r in rows], "staff": [dict(r) for r in staff]})
+
+    def _service(con, tid: int, service_id) -> sqlite3.Row:
+        try:
+            sid = int(service_id)
+        except (TypeError, ValueError):
+            raise ApiError(422, "service_id must be an integer") from None
+        row = con.execute("SELECT id, duration_min FROM services WHERE id = ? AND tenant_id = ?", (sid, tid)).fetchone()
+        if row is None:
+            raise ApiError(404, f"unknown service {sid}")
+        return row
+
+    def availability(request: Request):
+        q = request.query_params
+        try:
+            day = datetime.strptime(q.get("date", ""), "%Y-%m-%d")
+        except ValueError:
+            raise ApiError(422, "date must be YYYY-MM-DD") from None
+        con = connect()
+        try:
+            tid = tenant_id(con, request.path_params["slug"])
+            svc = _service(con, tid, q.get("service_id"))
+            staff_ids = [int(q["staff_id"])] if q.get("staff_id") else [
+                r["id"] for r in con.execute("SELECT id FROM staff WHERE tenant_id = ?", (tid,))]
+            slots = []
+            for staff_id in staff_ids:
+                busy = con.execute(
+                    "SELECT starts_at, ends_at FROM appointments WHERE staff_id = ? AND status <> 'cancelled' "
+                    "AND starts_at < ? AND ends_at > ?",
+                    (staff_id, _iso(day + timedelta(days=1)), _iso(day))).fetchall()
+                start = day.replace(hour=OPEN_HOUR)
+                while start + timedelta(minutes=svc["duration_min"]) <= day.replace(hour=CLOSE_HOUR):
+                    end = start + timedelta(minutes=svc["duration_min"])
+                    if not any(b["starts_at"] < _iso(end) and b["ends_at"] > _iso(start) for b in busy):
+                        slots.append({"staff_id": staff_id, "starts_at": _iso(start), "ends_at": _iso(end)})
+                    start += timedelta(minutes=15)
+        finally:
+            con.close()
+        return JSONResponse({"date": q["date"], "service_id": svc["id"], "slots": slots})
+
+    def book(request: Request, body: dict):
+        for field in ("service_id", "staff_id", "customer_email", "starts_at"):
+            if field not in body:
+                raise ApiError(422, f"missing field {field!r}")
+        try:
+            start = datetime.strptime(body["starts_at"], "%Y-%m-%dT%H:%M:%SZ")
+        except (TypeError, ValueError):
+            raise ApiError(422, "starts_at must be YYYY-MM-DDTHH:MM:SSZ") from None
+        con = connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            tid = tenant_id(con, request.path_params["slug"])
+            svc = _service(con, tid, body["service_id"])
+            staff = con.execute("SELECT id FROM staff WHERE id = ? AND tenant_id = ?",
+                                (body["staff_id"], tid)).fetchone()
+            if staff is None:
+                raise ApiError(404, f"unknown staff member {body['staff_id']}")
+            end = start + timedelta(minutes=svc["duration_min"])
+            clash = con.execute("SELECT id FROM appointments WHERE staff_id = ? AND status <> 'cancelled' "
+                                "AND starts_at < ? AND ends_at > ?", (staff["id"], _iso(end), _iso(start))).fetchone()
+            if clash:
+                raise ApiError(409, f"staff member {staff['id']} is already booked then (appointment {clash['id']})")
+            email = str(body["customer_email"])
+            cust = con.execute("SELECT id FROM customers WHERE tenant_id = ? AND email = ?", (tid, email)).fetchone()
+            now = _iso(datetime.utcnow())
+            cid = cust["id"] if cust else con.execute(
+                "INSERT INTO customers (tenant_id, name, email, created_at) VALUES (?,?,?,?)",
+                (tid, email.split("@")[0], email, now)).lastrowid
+            aid = con.execute(
+                "INSERT INTO appointments (tenant_id, customer_id, staff_id, service_id, starts_at, ends_at, status, "
+                "created_at) VALUES (?,?,?,?,?,?,'booked',?)",
+                (tid, cid, staff["id"], svc["id"], _iso(start), _iso(end), now)).lastrowid
+            con.execute("INSERT INTO audit_log (tenant_id, actor, action, entity, entity_id, at, payload) "
+                        "VALUES (?, 'api', 'appointment.created', 'appointment', ?, ?, '{}')", (tid, aid, now))
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+        return JSONResponse({"id": aid, "starts_at": _iso(start), "ends_at": _iso(end), "status": "booked"},
+                            status_code=201)
+
+    def booking(request: Request):
+        con = connect()
+        try:
+            tid = tenant_id(con, request.path_params["slug"])
+            row = con.execute("SELECT id, staff_id, service_id, starts_at, ends_at, status FROM appointments "
+                              "WHERE id = ? AND tenant_id = ?", (request.path_params["id"], tid)).fetchone()
+            if row is None:
+                raise ApiError(404, f"no booking {request.path_params['id']}")
+            if request.method == "GET":
+                return JSONResponse(dict(row))
+            con.execute("BEGIN IMMEDIATE")
+            con.execute("DELETE FROM payments WHERE appointment_id = ?", (row["id"],))
+            con.execute("DELETE FROM appointments WHERE id = ?", (row["id"],))
+            con.execute("INSERT INTO audit_log (tenant_id, actor, action, entity, entity_id, at, payload) "
+                        "VALUES (?, 'api', 'appointment.cancelled', 'appointment', ?, ?, '{}')",
+                        (tid, row["id"], _iso(datetime.utcnow())))
+            con.execute("COMMIT")
+        finally:
+            con.close()
+        return JSONResponse({"id": row["id"], "status": "cancelled"})
+
+    async def create_booking(request: Request):
+        if latency_ms:
+            await asyncio.sleep(latency_ms / 1000)
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "body must be JSON"}, status_code=400)
+        if not isinstance(body, dict):
+            return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
+        try:
+            return await asyncio.to_thread(book, request, body)
+        except ApiError as exc:
+            return JSONResponse({"error": exc.message}, status_code=exc.status)
+        except sqlite3.OperationalError as exc:
+            return JSONResponse({"error": f"database error: {exc}"}, status_code=503)
+
+    return Starlette(routes=[
+        Route("/health", run(health)),
+        Route("/version", run(get_version)),
+        Route("/tenants/{slug}/services", run(services)),
+        Route("/tenants/{slug}/availability", run(availability)),
+        Route("/tenants/{slug}/bookings", create_booking, methods=["POST"]),
+        Route("/tenants/{slug}/bookings/{id:int}", run(booking), methods=["GET", "DELETE"]),
+    ])
+
+
+def serve(db_path: str | Path, version: str, port: int, *, host: str = "127.0.0.1", latency_ms: int = 0) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(db_path, version, latency_ms=latency_ms), host=host, port=port, log_level="warning")

@@ -128,6 +128,12 @@ class ReleaseTarget(_Strict):
     base_url: str = "http://127.0.0.1:8080"
     health_paths: list[str] = ["/health"]
     latency_budget_ms: int = Field(200, gt=0)
+    requests_per_endpoint: int = Field(20, ge=1, le=10000)
+    max_error_rate: float = Field(0.01, ge=0, le=1)
+    p95_regression_factor: float = Field(1.5, gt=1)
+    rollout_timeout_seconds: float = Field(60, ge=0)
+    request_timeout_seconds: float = Field(5, gt=0)
+    smoke_tenant: str = "tenant-0001"
 
 
 class ReleasesConfig(_Strict):
@@ -135,6 +141,8 @@ class ReleasesConfig(_Strict):
     tag_pattern: str = r"^v\d+\.\d+\.\d+$"
     target: ReleaseTarget = ReleaseTarget()
     rollback_command: list[str] | None = None
+    run_existing_on_first_tick: bool = False
+    minimum_interval_seconds: int = Field(60, ge=5)
 
     @field_validator("tag_pattern")
     @classmethod
@@ -243,6 +251,10 @@ def _resolve_paths(raw: dict, base: Path) -> None:
     for section in ("backup", "restore"):
         if isinstance(raw.get(section), dict):
             fix(raw[section], "scratch_dir")
+    releases = raw.get("releases")
+    if isinstance(releases, dict) and isinstance(releases.get("repo"), str) and \
+            "://" not in releases["repo"] and not releases["repo"].startswith("git@"):
+        fix(releases, "repo")  # a local repository path, relative to the file
 
 
 def load_config(path: str | os.PathLike | None = None) -> OpsConfig:

@@ -8,13 +8,16 @@ from dagster import Definitions
 
 from assets.backups import build_backup_assets
 from assets.drills import build_drill_assets
+from assets.releases import build_release_assets
 from assets.verification import build_verification_assets
 from jobs.backups import build_backup_job, build_restore_verification_job, build_retention_job, build_rpo_job
 from jobs.drills import build_drill_job
+from jobs.releases import build_deploy_job
 from ops_project.config import OpsConfig, load_config
 from ops_project.resources import build_resources
 from schedules.backups import build_backup_schedule, build_retention_schedule, build_rpo_schedule
 from schedules.drills import build_drill_schedule
+from sensors.releases import build_release_sensor
 
 
 def build_definitions(cfg: OpsConfig) -> Definitions:
@@ -22,11 +25,16 @@ def build_definitions(cfg: OpsConfig) -> Definitions:
     retention_job = build_retention_job(cfg)
     rpo_job = build_rpo_job(cfg)
     drill_job = build_drill_job(cfg)
+    deploy_job = build_deploy_job() if cfg.releases else None
+    release_sensor = build_release_sensor(cfg, deploy_job) if deploy_job else None
     return Definitions(
-        assets=[*build_backup_assets(cfg), *build_verification_assets(cfg), *build_drill_assets(cfg)],
-        jobs=[backup_job, retention_job, build_restore_verification_job(cfg), rpo_job, drill_job],
+        assets=[*build_backup_assets(cfg), *build_verification_assets(cfg), *build_drill_assets(cfg),
+                *build_release_assets(cfg)],
+        jobs=[backup_job, retention_job, build_restore_verification_job(cfg), rpo_job, drill_job,
+              *([deploy_job] if deploy_job else [])],
         schedules=[build_backup_schedule(cfg, backup_job), build_retention_schedule(cfg, retention_job),
                    build_rpo_schedule(cfg, rpo_job), build_drill_schedule(cfg, drill_job)],
+        sensors=[release_sensor] if release_sensor else [],
         resources=build_resources(cfg),
     )
 

@@ -1,0 +1,81 @@
+"""``deploy_validation``: one partition per release tag, so every release's verdict stays in the UI."""
+
+import json
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    DynamicPartitionsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from ops_project.config import OpsConfig
+from ops_project.deploy import validate
+
+DEPLOY_KEY = AssetKey("deploy_validation")
+releases_partitions = DynamicPartitionsDefinition(name="releases")
+
+
+def previous_good_release(context: AssetExecutionContext, current: str) -> tuple[str, dict[str, float]] | None:
+    """The newest other release whose validation passed, with its p95 per endpoint."""
+    records = context.instance.fetch_materializations(DEPLOY_KEY, limit=100).records
+    for rec in records:
+        mat = rec.asset_materialization
+        if mat is None or mat.partition == current:
+            continue
+        meta = mat.metadata
+        if meta.get("verdict") and meta["verdict"].value == "passed" and "p95_ms_json" in meta:
+            return mat.partition, json.loads(meta["p95_ms_json"].value)
+    return None
+
+
+def build_release_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
+    if cfg.releases is None:
+        return []
+
+    @asset(
+        key=DEPLOY_KEY,
+        partitions_def=releases_partitions,
+        required_resource_keys={"ops_config"},
+        kinds={"http"},
+        group_name="releases",
+        op_tags={"ops/kind": "deploy_validation"},
+        description=(
+            "Is the deployed service really this release, and does it work? The served /version must equal the "
+            "tag (waiting for the rollout), every health endpoint must answer, the booking smoke flow (services → "
+            "availability → book → cancel) must succeed and leave nothing behind, p95 latency per endpoint must "
+            "stay under the budget with an error rate under the limit (retried attempts count), and p95 must not "
+            "regress beyond the configured factor against the last release that passed. On failure the rollback "
+            "command (if configured) runs with the previous good tag."),
+    )
+    def deploy_validation(context: AssetExecutionContext) -> MaterializeResult:
+        ops_cfg = context.resources.ops_config.load()
+        releases = ops_cfg.releases
+        tag = context.partition_key
+        previous = previous_good_release(context, tag)
+        verdict = validate(tag, releases.target, previous=previous, rollback_command=releases.rollback_command)
+        metadata = {
+            "verdict": "passed" if verdict.passed else "failed",
+            "summary": MetadataValue.md(verdict.markdown()),
+            "p95_ms_json": json.dumps(verdict.p95_ms),
+            "error_rate": round(verdict.error_rate, 4),
+            "compared_with": previous[0] if previous else "none",
+            **{f"check_{c.name}": ("pass: " if c.passed else "FAIL: ") + c.message[:500] for c in verdict.checks},
+        }
+        if verdict.rollback:
+            metadata["rollback_to"] = verdict.rollback["to"]
+            metadata["rollback_exit_code"] = verdict.rollback["exit_code"]
+            metadata["rollback_output"] = MetadataValue.md("```\n" + verdict.rollback["output"][-3000:] + "\n```")
+        if not verdict.passed:
+            # Recorded as a failed step with every number, so the UI (and alerting) sees a failed release.
+            context.log.error(verdict.markdown())
+            raise Failure(description=f"release {tag} failed deploy validation: " + "; ".join(
+                f"{c.name}: {c.message}" for c in verdict.checks if not c.passed), metadata=metadata)
+        context.log.info(verdict.markdown())
+        return MaterializeResult(metadata=metadata)
+
+    return [deploy_validation]

@@ -1,0 +1,40 @@
+"""``release_tag_sensor``: new or moved release tags in Git → ``deploy_validation`` runs."""
+
+from dagster import RunRequest, SensorDefinition, SensorEvaluationContext, SensorResult, SkipReason, sensor
+
+from assets.releases import releases_partitions
+from ops_project.config import OpsConfig
+from ops_project.releases import RepoUnreachable, dump_cursor, load_cursor, new_releases, remote_tags
+
+
+def build_release_sensor(cfg: OpsConfig, job) -> SensorDefinition | None:
+    if cfg.releases is None:
+        return None
+    releases = cfg.releases
+
+    @sensor(name="release_tag_sensor", job=job, minimum_interval_seconds=releases.minimum_interval_seconds,
+            description=f"Watches {releases.repo} for tags matching {releases.tag_pattern}; each new tag, or a tag "
+                        f"moved to another commit, gets a releases partition and a deploy_validation run.")
+    def release_tag_sensor(context: SensorEvaluationContext):
+        try:
+            current = remote_tags(releases.repo)
+        except RepoUnreachable as exc:
+            return SkipReason(f"cannot read tags of {releases.repo}: {exc}; cursor unchanged, no tag lost")
+        seen = load_cursor(context.cursor)
+        fresh, remember = new_releases(seen, current, releases.tag_pattern,
+                                       run_existing=releases.run_existing_on_first_tick)
+        cursor = dump_cursor(remember)
+        if not fresh:
+            reason = (f"first look at {releases.repo}: recorded {len(remember)} existing tag(s), started nothing"
+                      if seen is None else f"no new or moved tags in {releases.repo} ({len(remember)} known)")
+            return SensorResult(skip_reason=SkipReason(reason), cursor=cursor)
+        new_keys = sorted({r.tag for r in fresh} - set(context.instance.get_dynamic_partitions("releases")))
+        return SensorResult(
+            run_requests=[RunRequest(run_key=r.run_key, partition_key=r.tag,
+                                     tags={"ops/kind": "deploy_validation", "ops/release": r.tag, "ops/sha": r.sha})
+                          for r in fresh],
+            dynamic_partitions_requests=[releases_partitions.build_add_request(new_keys)] if new_keys else [],
+            cursor=cursor,
+        )
+
+    return release_tag_sensor

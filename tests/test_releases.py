@@ -1,0 +1,258 @@
+"""Release tags → sensor → deploy validation, against real git repositories and the real demo API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
+
+from ops_project.config import load_config
+from ops_project.definitions import build_definitions
+from ops_project.deploy import validate
+from ops_project.releases import load_cursor
+from tests.conftest import local_region
+from tests.servers import free_ports
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+                          env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x",
+                               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    path = tmp_path / "booking.git"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    git(path, "commit", "-q", "--allow-empty", "-m", "first")
+    git(path, "tag", "v1.0.0")
+    return path
+
+
+@pytest.fixture
+def api(tmp_path, demo_db):
+    """The demo API, for real, on 127.0.0.1; restartable with another version or database."""
+    procs = []
+
+    def start(version: str, db: Path = demo_db, latency_ms: int = 0) -> str:
+        port = free_ports(1)[0]
+        proc = subprocess.Popen([sys.executable, "-m", "ops_project", "demo-api", "--port", str(port), "--version",
+                                 version, "--db", str(db), "--latency-ms", str(latency_ms)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(url + "/version", timeout=1)
+                return url
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        pytest.fail(f"demo API did not start: {proc.stderr.read1(4000) if proc.poll() is not None else ''}")
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def config(write_config, tmp_path, demo_db, repo, base_url="http://127.0.0.1:9", **releases):
+    return load_config(write_config(
+        [{"name": "booking", "engine": "sqlite", "path": str(demo_db)}], [local_region(tmp_path, "r1")],
+        releases={"repo": str(repo), "target": {"base_url": base_url, "requests_per_endpoint": 5,
+                                                 "rollout_timeout_seconds": 1}, **releases}))
+
+
+@dataclass
+class Tick:
+    run_requests: list
+    cursor: str | None
+    skip_message: str | None
+
+
+def tick(defs, instance, cursor=None) -> Tick:
+    """One evaluation through Dagster's test API; partitions it asks for are added as the daemon would."""
+    sensor = defs.get_repository_def().get_sensor_def("release_tag_sensor")
+    out = sensor(build_sensor_context(instance=instance, cursor=cursor))
+    if isinstance(out, SkipReason):
+        return Tick([], None, out.skip_message)
+    assert isinstance(out, SensorResult)
+    for request in out.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return Tick(list(out.run_requests or []), out.cursor, out.skip_reason.skip_message if out.skip_reason else None)
+
+
+def test_sensor_new_moved_deleted_nonmatching_tags(tmp_path, demo_db, repo, write_config):
+    defs = build_definitions(config(write_config, tmp_path, demo_db, repo))
+    with DagsterInstance.ephemeral() as instance:
+        first = tick(defs, instance)
+        assert first.run_requests == [] and "recorded 1 existing tag" in first.skip_message
+        assert load_cursor(first.cursor) == {"v1.0.0": git(repo, "rev-parse", "v1.0.0")}
+
+        git(repo, "commit", "-q", "--allow-empty", "-m", "second")
+        git(repo, "tag", "v1.1.0")
+        git(repo, "tag", "v1.2.0")  # two tags in one tick
+        git(repo, "tag", "nightly-2026-11-22")  # does not match the pattern
+        sha = git(repo, "rev-parse", "HEAD")
+        second = tick(defs, instance, first.cursor)
+        assert [r.run_key for r in second.run_requests] == [f"v1.1.0@{sha}", f"v1.2.0@{sha}"]
+        assert [r.partition_key for r in second.run_requests] == ["v1.1.0", "v1.2.0"]
+        assert set(instance.get_dynamic_partitions("releases")) == {"v1.1.0", "v1.2.0"}
+        assert "nightly-2026-11-22" not in load_cursor(second.cursor)
+
+        quiet = tick(defs, instance, second.cursor)
+        assert quiet.run_requests == [] and "no new or moved tags" in quiet.skip_message
+
+        git(repo, "commit", "-q", "--allow-empty", "-m", "fix")
+        git(repo, "tag", "-f", "v1.2.0")  # moved to a new commit
+        git(repo, "tag", "-d", "v1.1.0")  # deleted
+        moved = tick(defs, instance, quiet.cursor)
+        new_sha = git(repo, "rev-parse", "HEAD")
+        assert [r.run_key for r in moved.run_requests] == [f"v1.2.0@{new_sha}"]
+        assert "v1.1.0" not in load_cursor(moved.cursor)
+
+        git(repo, "tag", "-a", "v2.0.0", "-m", "annotated")  # annotated tags resolve to their commit
+        annotated = tick(defs, instance, moved.cursor)
+        assert [r.run_key for r in annotated.run_requests] == [f"v2.0.0@{new_sha}"]
+
+
+def test_sensor_unreachable_repository_keeps_the_cursor(tmp_path, demo_db, repo, write_config):
+    defs = build_definitions(config(write_config, tmp_path, demo_db, repo))
+    with DagsterInstance.ephemeral() as instance:
+        first = tick(defs, instance)
+        shutil.move(repo, tmp_path / "elsewhere")
+        result = tick(defs, instance, first.cursor)
+        assert result.run_requests == []
+        assert str(repo) in result.skip_message and "cursor unchanged" in result.skip_message
+        assert result.cursor is None  # the tick leaves the stored cursor as it was
+
+
+def test_sensor_ten_thousand_tags_tick_fast(tmp_path, demo_db, repo, write_config):
+    sha = git(repo, "rev-parse", "HEAD")
+    refs = "".join(f"create refs/tags/v3.{i // 100}.{i % 100} {sha}\n" for i in range(10_000))
+    subprocess.run(["git", "-C", str(repo), "update-ref", "--stdin"], input=refs, text=True, check=True)
+    git(repo, "pack-refs", "--all")
+    defs = build_definitions(config(write_config, tmp_path, demo_db, repo))
+    with DagsterInstance.ephemeral() as instance:
+        first = tick(defs, instance)
+        git(repo, "tag", "v9.0.0")
+        t = time.perf_counter()
+        result = tick(defs, instance, first.cursor)
+        elapsed = time.perf_counter() - t
+    assert [r.partition_key for r in result.run_requests] == ["v9.0.0"]
+    assert len(result.cursor) < 40_000  # bounded
+    assert elapsed < 2.0, elapsed
+
+
+def test_first_tick_can_run_existing_tags(tmp_path, demo_db, repo, write_config):
+    defs = build_definitions(config(write_config, tmp_path, demo_db, repo, run_existing_on_first_tick=True))
+    with DagsterInstance.ephemeral() as instance:
+        assert [r.partition_key for r in tick(defs, instance).run_requests] == ["v1.0.0"]
+
+
+def target(url: str, **kw):
+    from ops_project.config import ReleaseTarget
+
+    return ReleaseTarget(base_url=url, requests_per_endpoint=10, rollout_timeout_seconds=1, **kw)
+
+
+def appointments(db: Path) -> int:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT count(*) FROM appointments").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_healthy_release_passes_and_leaves_nothing_behind(api, demo_db):
+    before = appointments(demo_db)
+    verdict = validate("v1.4.2", target(api("v1.4.2")))
+    assert verdict.passed, verdict.markdown()
+    assert {c.name for c in verdict.checks} == {"version", "health", "smoke_flow", "latency_budget", "regression"}
+    assert all(ms < 200 for ms in verdict.p95_ms.values()) and verdict.error_rate == 0
+    assert appointments(demo_db) == before
+
+
+def test_failures_each_name_their_reason(api, demo_db, tmp_path):
+    wrong = validate("v1.4.2", target(api("v1.4.1")))
+    assert not wrong.passed and "serves 'v1.4.1', expected 'v1.4.2'" in _failed(wrong, "version")
+
+    slow = validate("v1.4.2", target(api("v1.4.2", latency_ms=120), latency_budget_ms=100))
+    assert "p95" in _failed(slow, "latency_budget") and "budget 100 ms" in _failed(slow, "latency_budget")
+
+    broken_db = tmp_path / "broken.db"
+    shutil.copy(demo_db, broken_db)
+    con = sqlite3.connect(broken_db)
+    con.execute("DROP TABLE audit_log")  # a bad migration: booking now fails, reads still work
+    con.commit()
+    con.close()
+    broken = validate("v1.4.2", target(api("v1.4.2", broken_db)))
+    assert "book" in _failed(broken, "smoke_flow") and "503" in _failed(broken, "smoke_flow")
+    assert _passed(broken, "health")
+
+    gone_db = tmp_path / "gone.db"
+    shutil.copy(demo_db, gone_db)
+    url = api("v1.4.2", gone_db)
+    gone_db.unlink()
+    unhealthy = validate("v1.4.2", target(url))
+    assert "/health" in _failed(unhealthy, "health") and "503" in _failed(unhealthy, "health")
+    # Retries cannot hide failures: every failed attempt counts in the error rate.
+    assert unhealthy.error_rate > 0.5
+
+
+def test_regression_against_last_good_and_rollback(api, tmp_path):
+    log = tmp_path / "rollback.log"
+    script = tmp_path / "rollback.sh"
+    script.write_text(f"#!/bin/sh\necho \"rolling back to $1\"\necho \"$1\" > {log}\n")
+    script.chmod(0o755)
+    url = api("v1.5.0", latency_ms=60)
+    verdict = validate("v1.5.0", target(url), previous=("v1.4.2", {"/health": 2.0, "/version": 2.0}),
+                       rollback_command=[str(script)])
+    assert "regressed beyond 1.5×" in _failed(verdict, "regression") and "v1.4.2" in _failed(verdict, "regression")
+    assert verdict.rollback["to"] == "v1.4.2" and verdict.rollback["exit_code"] == 0
+    assert "rolling back to v1.4.2" in verdict.rollback["output"] and log.read_text().strip() == "v1.4.2"
+
+
+def test_tag_pushed_sensor_run_verdict_end_to_end(api, tmp_path, demo_db, repo, write_config):
+    url = api("v1.1.0")
+    defs = build_definitions(config(write_config, tmp_path, demo_db, repo, base_url=url))
+    with DagsterInstance.ephemeral() as instance:
+        first = tick(defs, instance)
+        git(repo, "commit", "-q", "--allow-empty", "-m", "release")
+        git(repo, "tag", "v1.1.0")
+        (request,) = tick(defs, instance, first.cursor).run_requests
+        result = defs.resolve_job_def("deploy_validation_job").execute_in_process(
+            partition_key=request.partition_key, instance=instance, tags=request.tags)
+        assert result.success
+        (mat,) = result.asset_materializations_for_node("deploy_validation")
+        assert mat.partition == "v1.1.0" and mat.metadata["verdict"].value == "passed"
+        assert "PASSED" in mat.metadata["summary"].value
+        # A release that does not serve its tag fails the run, with the reason in the failure's metadata.
+        git(repo, "tag", "v1.2.0")
+        (bad,) = tick(defs, instance, first.cursor).run_requests[-1:]
+        failed = defs.resolve_job_def("deploy_validation_job").execute_in_process(
+            partition_key=bad.partition_key, instance=instance, raise_on_error=False)
+        assert not failed.success
+        failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
+        assert "serves 'v1.1.0', expected 'v1.2.0'" in str(failure.event_specific_data.error)
+
+
+def _failed(verdict, name: str) -> str:
+    check = next(c for c in verdict.checks if c.name == name)
+    assert not check.passed, verdict.markdown()
+    return check.message
+
+
+def _passed(verdict, name: str) -> bool:
+    return next(c for c in verdict.checks if c.name == name).passed
+

@@ -153,6 +153,9 @@ class ReleasesConfig(_Strict):
 
 class AlertsConfig(_Strict):
     webhook_url_env: str | None = None
+    ui_base_url: str = "http://127.0.0.1:3000"  # for the run link in every alert
+    dedup_hours: float = Field(24, gt=0)
+    state_dir: Path | None = None  # where sent alerts are remembered (default: .ops/alerts beside the file)
 
 
 class OpsConfig(_Strict):
@@ -198,6 +201,15 @@ class OpsConfig(_Strict):
     @property
     def secondaries(self) -> list[RegionConfig]:
         return self.regions[1:]
+
+    def secret_variables(self) -> list[str]:
+        """Every environment variable the file names: their values must never appear in an alert."""
+        names = [self.backup.encryption.age_recipients_env, self.restore.age_identity_env,
+                 self.restore.postgres_scratch_url_env, self.alerts.webhook_url_env if self.alerts else None]
+        names += [d.url_env for d in self.databases]
+        for r in self.regions:
+            names += [r.endpoint_url_env, r.access_key_id_env, r.secret_access_key_env]
+        return sorted({n for n in names if n})
 
     @property
     def restore_region(self) -> RegionConfig:
@@ -251,6 +263,8 @@ def _resolve_paths(raw: dict, base: Path) -> None:
     for section in ("backup", "restore"):
         if isinstance(raw.get(section), dict):
             fix(raw[section], "scratch_dir")
+    if isinstance(raw.get("alerts"), dict):
+        fix(raw["alerts"], "state_dir")
     releases = raw.get("releases")
     if isinstance(releases, dict) and isinstance(releases.get("repo"), str) and \
             "://" not in releases["repo"] and not releases["repo"].startswith("git@"):

@@ -17,6 +17,7 @@ from ops_project.config import OpsConfig, load_config
 from ops_project.resources import build_resources
 from schedules.backups import build_backup_schedule, build_retention_schedule, build_rpo_schedule
 from schedules.drills import build_drill_schedule
+from sensors.alerts import build_alert_sensors
 from sensors.releases import build_release_sensor
 
 
@@ -27,14 +28,15 @@ def build_definitions(cfg: OpsConfig) -> Definitions:
     drill_job = build_drill_job(cfg)
     deploy_job = build_deploy_job() if cfg.releases else None
     release_sensor = build_release_sensor(cfg, deploy_job) if deploy_job else None
+    jobs = [backup_job, retention_job, build_restore_verification_job(cfg), rpo_job, drill_job,
+            *([deploy_job] if deploy_job else [])]
     return Definitions(
         assets=[*build_backup_assets(cfg), *build_verification_assets(cfg), *build_drill_assets(cfg),
                 *build_release_assets(cfg)],
-        jobs=[backup_job, retention_job, build_restore_verification_job(cfg), rpo_job, drill_job,
-              *([deploy_job] if deploy_job else [])],
+        jobs=jobs,
         schedules=[build_backup_schedule(cfg, backup_job), build_retention_schedule(cfg, retention_job),
                    build_rpo_schedule(cfg, rpo_job), build_drill_schedule(cfg, drill_job)],
-        sensors=[release_sensor] if release_sensor else [],
+        sensors=[*([release_sensor] if release_sensor else []), *build_alert_sensors(jobs)],
         resources=build_resources(cfg),
     )
 

@@ -5,10 +5,13 @@
 """
 
 
+import os
+
 from dagster import ConfigurableResource, EnvVar
 
-from ops_project.config import OpsConfig, load_config
+from ops_project.config import AlertsConfig, OpsConfig, load_config
 from ops_project.demo.database import ensure as ensure_demo
+from ops_project.notify import Notifier
 from ops_project.pipeline import parse_recipients
 from ops_project.restore import parse_identities
 from ops_project.storage import ObjectStore, S3Credentials, open_store
@@ -81,6 +84,25 @@ class EncryptionResource(ConfigurableResource):
         return parse_identities(self.identity, source=self.identity_source) if self.identity else None
 
 
+class NotifierResource(ConfigurableResource):
+    """Alerts to the webhook whose URL the variable ``alerts.webhook_url_env`` names (Slack-compatible)."""
+
+    config_path: str
+    webhook_url: str | None = None
+
+    def get(self) -> Notifier:
+        cfg = load_config(self.config_path)
+        alerts = cfg.alerts or AlertsConfig()
+        state = alerts.state_dir or (cfg.source.parent / ".ops" / "alerts")
+        secrets = [os.environ.get(name, "") for name in cfg.secret_variables()]
+        return Notifier(self.webhook_url, state, dedup_hours=alerts.dedup_hours, secrets=secrets)
+
+    def run_link(self, run_id: str) -> str:
+        cfg = load_config(self.config_path)
+        base = (cfg.alerts or AlertsConfig()).ui_base_url.rstrip("/")
+        return f"{base}/runs/{run_id}"
+
+
 def _env(name: str | None):
     return EnvVar(name) if name else None
 
@@ -96,6 +118,8 @@ def build_resources(cfg: OpsConfig) -> dict[str, ConfigurableResource]:
         resources[database_key(db.name)] = DatabaseResource(
             database=db.name, config_path=path, url=_env(db.url_env),
             scratch_server_url=_env(cfg.restore.postgres_scratch_url_env))
+    resources["notifier"] = NotifierResource(
+        config_path=path, webhook_url=_env(cfg.alerts.webhook_url_env if cfg.alerts else None))
     var, ivar = cfg.backup.encryption.age_recipients_env, cfg.restore.age_identity_env
     resources["encryption"] = EncryptionResource(
         recipients=_env(var), source=f"environment variable {var}",

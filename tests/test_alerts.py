@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from dagster import (
@@ -23,30 +21,6 @@ from ops_project.definitions import build_definitions
 from ops_project.notify import Alert, Notifier, NotifyError
 from ops_project.resources import NotifierResource
 from tests.conftest import local_region
-
-
-@pytest.fixture
-def webhook():
-    """A Slack-like webhook: records every JSON body; answers with the status in ``state['status']``."""
-    received: list[dict] = []
-    state = {"status": 200}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - the http.server API
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append(json.loads(body))
-            self.send_response(state["status"])
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *_args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/T000/B000/XXXX", received, state
-    server.shutdown()
 
 
 def test_notifier_posts_dedups_and_scrubs(tmp_path, webhook):

@@ -13,12 +13,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    SensorResult,
+    SkipReason,
+    build_run_status_sensor_context,
+    build_sensor_context,
+)
 
 from ops_project.config import load_config
 from ops_project.definitions import build_definitions
 from ops_project.deploy import validate
 from ops_project.releases import load_cursor
+from ops_project.resources import NotifierResource
 from tests.conftest import local_region
 from tests.servers import free_ports
 
@@ -223,9 +231,16 @@ def test_regression_against_last_good_and_rollback(api, tmp_path):
     assert "rolling back to v1.4.2" in verdict.rollback["output"] and log.read_text().strip() == "v1.4.2"
 
 
-def test_tag_pushed_sensor_run_verdict_end_to_end(api, tmp_path, demo_db, repo, write_config):
+def test_tag_pushed_sensor_run_verdict_end_to_end(api, tmp_path, demo_db, repo, write_config, webhook, monkeypatch):
     url = api("v1.1.0")
-    defs = build_definitions(config(write_config, tmp_path, demo_db, repo, base_url=url))
+    hook_url, received, _ = webhook
+    monkeypatch.setenv("OPS_T_WEBHOOK", hook_url)
+    cfg = load_config(write_config(
+        [{"name": "booking", "engine": "sqlite", "path": str(demo_db)}], [local_region(tmp_path, "r1")],
+        releases={"repo": str(repo), "target": {"base_url": url, "requests_per_endpoint": 5,
+                                                 "rollout_timeout_seconds": 1}},
+        alerts={"webhook_url_env": "OPS_T_WEBHOOK", "state_dir": str(tmp_path / "alerts")}))
+    defs = build_definitions(cfg)
     with DagsterInstance.ephemeral() as instance:
         first = tick(defs, instance)
         git(repo, "commit", "-q", "--allow-empty", "-m", "release")
@@ -245,6 +260,17 @@ def test_tag_pushed_sensor_run_verdict_end_to_end(api, tmp_path, demo_db, repo, 
         assert not failed.success
         failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
         assert "serves 'v1.1.0', expected 'v1.2.0'" in str(failure.event_specific_data.error)
+        # ... and the run-failure sensor tells people, with the reason and the run link.
+        sensor = defs.get_repository_def().get_sensor_def("ops_run_failure_sensor")
+        run_failure = instance.all_logs(failed.run_id, of_type=DagsterEventType.RUN_FAILURE)[0].dagster_event
+        sensor(build_run_status_sensor_context(
+            sensor_name=sensor.name, dagster_event=run_failure, dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(failed.run_id),
+            resources={"notifier": NotifierResource(config_path=str(cfg.source), webhook_url=hook_url)},
+        ).for_run_failure())
+    (alert,) = received
+    assert "deploy_validation_job failed for v1.2.0" in alert["text"]
+    assert "serves 'v1.1.0', expected 'v1.2.0'" in alert["text"] and f"/runs/{failed.run_id}" in alert["text"]
 
 
 def _failed(verdict, name: str) -> str:

@@ -282,3 +282,24 @@ def _failed(verdict, name: str) -> str:
 def _passed(verdict, name: str) -> bool:
     return next(c for c in verdict.checks if c.name == name).passed
 
+
+
+def test_demo_api_errors_are_proper_status_codes(api):
+    url = api("v1.0.0")
+    with httpx.Client(base_url=url, timeout=5) as http:
+        assert http.get("/tenants/no-such-tenant/services").status_code == 404
+        assert http.get("/tenants/tenant-0001/availability", params={"date": "tomorrow"}).status_code == 422
+        assert http.post("/tenants/tenant-0001/bookings", content=b"{not json").status_code == 400
+        assert http.post("/tenants/tenant-0001/bookings", json={"service_id": 1}).status_code == 422
+        services = http.get("/tenants/tenant-0001/services").json()
+        body = {"service_id": services["services"][0]["id"], "staff_id": services["staff"][0]["id"],
+                "customer_email": "api-test@ops.invalid", "starts_at": "2031-03-03T09:00:00Z"}
+        created = http.post("/tenants/tenant-0001/bookings", json=body)
+        assert created.status_code == 201
+        clash = http.post("/tenants/tenant-0001/bookings", json=body)
+        assert clash.status_code == 409 and "already booked" in clash.json()["error"]
+        booking = created.json()["id"]
+        assert http.get(f"/tenants/tenant-0001/bookings/{booking}").json()["status"] == "booked"
+        assert http.delete(f"/tenants/tenant-0001/bookings/{booking}").status_code == 200
+        assert http.get(f"/tenants/tenant-0001/bookings/{booking}").status_code == 404
+        assert http.get("/tenants/tenant-0001/bookings/999999999").status_code == 404

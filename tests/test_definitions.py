@@ -48,8 +48,10 @@ def test_shipped_code_location_loads_and_everything_resolves():
     for s in schedules.values():
         assert s.execution_timezone == "Africa/Johannesburg"
         assert s.job_name in jobs
-    for sensor in repo.sensor_defs:
-        assert sensor.job_name in jobs
+    sensors = {s.name: s for s in repo.sensor_defs}
+    assert set(sensors) == {"release_tag_sensor", "ops_run_failure_sensor", "ops_check_failure_sensor"}
+    assert sensors["release_tag_sensor"].job_name == "deploy_validation_job"
+    assert sensors["release_tag_sensor"].minimum_interval_seconds == 60
     graph = defs.resolve_asset_graph()
     assert graph.get(replica_key("eu-west-1")).parent_keys == {BACKUP_KEY}
 

@@ -70,11 +70,11 @@ class Fetched:
 def parse_identities(text: str, *, source: str) -> list:
     items = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if not items:
-        raise EncryptionError(f"{source} holds no age identity (AGE-SECRET-KEY-1...)")
+        raise EncryptionError(f"{source} holds no age identity (the secret key line age-keygen writes)")
     try:
         return [pyrage.x25519.Identity.from_str(item) for item in items]
     except Exception:
-        raise EncryptionError(f"{source} does not hold valid age identities (AGE-SECRET-KEY-1...)") from None
+        raise EncryptionError(f"{source} does not hold a valid age identity (the secret key line age-keygen writes)") from None
 
 
 def find_backup(store: ObjectStore, database: str, backup_id: str | None = "latest") -> BackupEntry:

@@ -112,7 +112,7 @@ class BackupConfig(_Strict):
 
 class RestoreConfig(_Strict):
     region: str | None = None  # default: the last region (proves the disaster-recovery path)
-    age_identity_env: str | None = None  # an age identity (the secret key line from age-keygen), needed when backups are encrypted
+    age_identity_env: str | None = None  # the age identity (secret key line from age-keygen) for encrypted backups
     postgres_scratch_url_env: str | None = None  # server for throw-away databases; default: the source's
     scratch_dir: Path | None = None
 

@@ -74,7 +74,8 @@ def parse_identities(text: str, *, source: str) -> list:
     try:
         return [pyrage.x25519.Identity.from_str(item) for item in items]
     except Exception:
-        raise EncryptionError(f"{source} does not hold a valid age identity (the secret key line age-keygen writes)") from None
+        raise EncryptionError(f"{source} does not hold a valid age identity "
+                              f"(the secret key line age-keygen writes)") from None
 
 
 def find_backup(store: ObjectStore, database: str, backup_id: str | None = "latest") -> BackupEntry:

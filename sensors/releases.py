@@ -1,6 +1,14 @@
 """``release_tag_sensor``: new or moved release tags in Git → ``deploy_validation`` runs."""
 
-from dagster import RunRequest, SensorDefinition, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import (
+    DefaultSensorStatus,
+    RunRequest,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
 
 from assets.releases import releases_partitions
 from ops_project.config import OpsConfig
@@ -13,6 +21,7 @@ def build_release_sensor(cfg: OpsConfig, job) -> SensorDefinition | None:
     releases = cfg.releases
 
     @sensor(name="release_tag_sensor", job=job, minimum_interval_seconds=releases.minimum_interval_seconds,
+            default_status=DefaultSensorStatus.RUNNING,
             description=f"Watches {releases.repo} for tags matching {releases.tag_pattern}; each new tag, or a tag "
                         f"moved to another commit, gets a releases partition and a deploy_validation run.")
     def release_tag_sensor(context: SensorEvaluationContext):

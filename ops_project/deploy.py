@@ -9,6 +9,7 @@ counts in the error rate, even when a retry then succeeds.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import subprocess
 import time
@@ -63,10 +64,10 @@ class _Http:
         self.attempts = 0
         self.failures = 0
 
-    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kw) -> tuple[httpx.Response | None,
-                                                                                                 float, str]:
+    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), retries: int = RETRIES,
+                **kw) -> tuple[httpx.Response | None, float, str]:
         last = ""
-        for _ in range(RETRIES + 1):
+        for _ in range(retries + 1):
             self.attempts += 1
             t = time.perf_counter()
             try:
@@ -117,12 +118,17 @@ def check_health(http: _Http, paths: list[str]) -> Check:
     return Check("health", not bad, f"{len(paths)} endpoint(s) healthy" if not bad else "; ".join(bad))
 
 
-def smoke_flow(http: _Http, tenant: str, tag: str) -> Check:
-    """services → availability → book → cancel; the booking must be gone afterwards."""
+SMOKE_CUSTOMER = "synthetic-monitor@ops.invalid"  # one stable customer: smoke runs add no customer rows
+
+
+def smoke_flow(http: _Http, tenant: str, tag: str) -> tuple[Check, int | None]:
+    """services → availability → book → cancel; the booking must be gone afterwards. Returns the service used."""
     base = f"/tenants/{tenant}"
 
-    def fail(step: str, err: str) -> Check:
-        return Check("smoke_flow", False, f"{step}: {err}")
+    service = None
+
+    def fail(step: str, err: str) -> tuple[Check, int | None]:
+        return Check("smoke_flow", False, f"{step}: {err}"), service
 
     resp, _, err = http.request("GET", f"{base}/services")
     if resp is None or resp.status_code != 200:
@@ -140,10 +146,10 @@ def smoke_flow(http: _Http, tenant: str, tag: str) -> Check:
     slots = resp.json().get("slots") or []
     if not slots:
         return fail("availability", f"no free slot on {day} for staff {staff}")
-    slot = slots[-1]
-    resp, _, err = http.request("POST", f"{base}/bookings", ok=(201,), json={
-        "service_id": service, "staff_id": staff, "starts_at": slot["starts_at"],
-        "customer_email": f"smoke+{tag}@ops.invalid"})
+    # Different releases validated at once pick different slots; a POST is never retried (not idempotent).
+    slot = slots[int(hashlib.sha256(tag.encode()).hexdigest(), 16) % len(slots)]
+    resp, _, err = http.request("POST", f"{base}/bookings", ok=(201,), retries=0, json={
+        "service_id": service, "staff_id": staff, "starts_at": slot["starts_at"], "customer_email": SMOKE_CUSTOMER})
     if resp is None or resp.status_code != 201:
         return fail("book", err)
     booking = resp.json()["id"]
@@ -153,13 +159,15 @@ def smoke_flow(http: _Http, tenant: str, tag: str) -> Check:
     resp, _, _ = http.request("GET", f"{base}/bookings/{booking}", ok=(404,))
     if resp is None or resp.status_code != 404:
         return fail("clean-up", f"booking {booking} still exists after cancelling")
-    return Check("smoke_flow", True, f"booked and cancelled {booking} at {slot['starts_at']}; nothing left behind")
+    return Check("smoke_flow", True, f"booked and cancelled {booking} at {slot['starts_at']}; nothing left "
+                                     f"behind"), service
 
 
-def latency(http: _Http, target: ReleaseTarget) -> tuple[Check, dict[str, float], float]:
+def latency(http: _Http, target: ReleaseTarget, service: int | None) -> tuple[Check, dict[str, float], float]:
     day = (date.today() + timedelta(days=30)).isoformat()
-    endpoints = [*target.health_paths, "/version", f"/tenants/{target.smoke_tenant}/services",
-                 f"/tenants/{target.smoke_tenant}/availability?date={day}&service_id=1"]
+    endpoints = [*target.health_paths, "/version", f"/tenants/{target.smoke_tenant}/services"]
+    if service is not None:  # the service the smoke flow found: a real one of this tenant
+        endpoints.append(f"/tenants/{target.smoke_tenant}/availability?date={day}&service_id={service}")
     before_attempts, before_failures = http.attempts, http.failures
     results: dict[str, float] = {}
     for path in endpoints:
@@ -203,13 +211,16 @@ def validate(tag: str, target: ReleaseTarget, *, previous: tuple[str, dict[str, 
              rollback_command: list[str] | None = None) -> Verdict:
     http = _Http(target)
     try:
-        checks = [check_version(http, tag, target.rollout_timeout_seconds), check_health(http, target.health_paths),
-                  smoke_flow(http, target.smoke_tenant, tag)]
-        lat, p95s, rate = latency(http, target)
+        version = check_version(http, tag, target.rollout_timeout_seconds)
+        smoke, service = smoke_flow(http, target.smoke_tenant, tag)
+        checks = [version, check_health(http, target.health_paths), smoke]
+        lat, p95s, rate = latency(http, target, service)
         checks += [lat, regression(p95s, previous, target.p95_regression_factor)]
     finally:
         http.close()
     verdict = Verdict(tag, checks, p95s, rate)
-    if not verdict.passed and rollback_command and previous is not None:
+    # Roll back only a release that is deployed and broken: if the service does not serve this tag (another,
+    # newer tag was deployed, or the rollout never happened), rolling back would undo someone else's release.
+    if not verdict.passed and rollback_command and previous is not None and version.passed:
         verdict.rollback = rollback(rollback_command, previous[0])
     return verdict

@@ -173,9 +173,12 @@ def corrupt_latest(ctx: DrillContext, db: DatabaseConfig) -> ScenarioResult:
                         writer.write(chunk)
                     writer.commit()
         data = Path(scratch.describe(backup_prefix(db.name, newest.backup_id) + newest.manifest.data_object))
-        raw = bytearray(data.read_bytes())
-        raw[len(raw) // 2] ^= 0xFF
-        data.write_bytes(bytes(raw))
+        with open(data, "r+b") as fh:  # flip one byte in the middle, without reading the whole object
+            middle = data.stat().st_size // 2
+            fh.seek(middle)
+            byte = fh.read(1)
+            fh.seek(middle)
+            fh.write(bytes([byte[0] ^ 0xFF]))
         t = time.perf_counter()
         chosen = None
         for entry in sorted(complete_backups(scratch, db.name), key=lambda e: e.backup_id, reverse=True):
@@ -270,8 +273,8 @@ def run_drill(ctx: DrillContext, drill_id: str, scenarios: list[str] | None = No
         for db in ctx.cfg.databases:
             try:
                 results.append(RUNNERS[scenario](ctx, db))
-            except OpsError as exc:
-                results.append(ScenarioResult(scenario, db.name, False, notes=[str(exc)]))
+            except (OpsError, OSError, sqlite3.Error, psycopg.Error) as exc:  # one scenario's failure, reported
+                results.append(ScenarioResult(scenario, db.name, False, notes=[f"{type(exc).__name__}: {exc}"]))
     return DrillReport(drill_id, started, ctx.cfg.objectives.rto_minutes * 60.0, ctx.cfg.objectives.rpo_minutes,
                        results)
 

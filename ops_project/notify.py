@@ -67,12 +67,47 @@ class Notifier:
                                  "title": scrub(alert.title, self.secrets), "title_link": alert.link or "",
                                  "text": scrub(alert.text, self.secrets)}]}
 
+    def _outbox(self) -> Path:
+        return self.state_dir / "outbox"
+
     def send(self, alert: Alert) -> bool:
-        """Post the alert unless the same one was sent within the window; True when posted."""
+        """Post the alert unless the same one was sent within the window; True when posted.
+
+        When the webhook cannot be reached the alert waits in an outbox (``flush`` retries it) and
+        NotifyError says so: an outage of the webhook must not lose the alert.
+        """
         if not self.webhook_url:
             return False
         if self.already_sent(alert.key):
             return False
+        try:
+            self._post(alert)
+        except NotifyError:
+            box = self._outbox()
+            box.mkdir(parents=True, exist_ok=True)
+            (box / self._marker(alert.key).with_suffix(".json").name).write_text(json.dumps(
+                {"key": alert.key, "title": alert.title, "text": alert.text, "link": alert.link,
+                 "severity": alert.severity}))
+            raise
+        return True
+
+    def flush(self) -> int:
+        """Deliver alerts that waited in the outbox; returns how many went out."""
+        box, sent = self._outbox(), 0
+        if not self.webhook_url or not box.is_dir():
+            return 0
+        for pending in sorted(box.glob("*.json")):
+            alert = Alert(**json.loads(pending.read_text()))
+            if not self.already_sent(alert.key):
+                try:
+                    self._post(alert)
+                except NotifyError:
+                    break  # still down: keep the rest for the next tick
+                sent += 1
+            pending.unlink(missing_ok=True)
+        return sent
+
+    def _post(self, alert: Alert) -> None:
         try:
             resp = httpx.post(self.webhook_url, json=self.payload(alert), timeout=self.timeout)
         except httpx.HTTPError as exc:
@@ -86,4 +121,3 @@ class Notifier:
         tmp = marker.with_suffix(".tmp")
         tmp.write_text(json.dumps({"key": alert.key, "sent_at": time.time()}))
         os.replace(tmp, marker)
-        return True

@@ -8,6 +8,7 @@ so a tag is seen once, a moved tag (new sha) is seen again, and a deleted tag st
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ def remote_tags(repo: str) -> dict[str, str]:
     """{tag: commit sha} (annotated tags peeled to their commit)."""
     try:
         proc = subprocess.run(["git", "ls-remote", "--tags", repo], capture_output=True, text=True,
-                              timeout=TIMEOUT_SECONDS, env={"GIT_TERMINAL_PROMPT": "0", "PATH": _path()})
+                              timeout=TIMEOUT_SECONDS, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
     except subprocess.TimeoutExpired:
         raise RepoUnreachable(f"git ls-remote {repo}: no answer within {TIMEOUT_SECONDS}s") from None
     except FileNotFoundError:
@@ -56,12 +57,6 @@ def remote_tags(repo: str) -> dict[str, str]:
         else:
             tags[name] = sha
     return {name: peeled.get(name, sha) for name, sha in tags.items()}
-
-
-def _path() -> str:
-    import os
-
-    return os.environ.get("PATH", "/usr/bin:/bin")
 
 
 def version_key(tag: str) -> tuple:

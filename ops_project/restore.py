@@ -92,9 +92,12 @@ def find_backup(store: ObjectStore, database: str, backup_id: str | None = "late
                     f"missing: backup {backup_id} is incomplete and cannot be restored; choose another backup")
         newest = f" (newest is {complete[-1].backup_id}; see `backups list`)" if complete else ""
         raise NoBackupError(f"region {store.region}: no backup {backup_id} of {database}{newest}")
-    if not complete:
-        raise NoBackupError(f"region {store.region}: no complete backup of {database}")
-    return complete[-1]
+    trusted = [e for e in complete if not (e.verification and e.verification.get("passed") is False)]
+    if not trusted:
+        raise NoBackupError(f"region {store.region}: no complete backup of {database} that has not failed "
+                            f"restore verification" if complete else
+                            f"region {store.region}: no complete backup of {database}")
+    return trusted[-1]  # the newest one not known to be bad (pass --backup-id to take another)
 
 
 class _TimedHashingReader:

@@ -20,7 +20,7 @@ import psycopg
 
 from ops_project.config import DatabaseConfig
 from ops_project.databases import SnapshotStats
-from ops_project.errors import OpsError
+from ops_project.errors import ObjectMissingError, OpsError
 from ops_project.layout import VERIFICATION, backup_prefix
 from ops_project.manifest import Manifest
 from ops_project.replication import stored_sha256
@@ -270,6 +270,8 @@ def verify(store: ObjectStore, database: DatabaseConfig, manifest: Manifest, *, 
                 stored_ok = digest == manifest.sha256_stored
                 stored_msg = "matches" if stored_ok else f"{digest} ({size} bytes), manifest {manifest.sha256_stored}"
                 conclusive = not stored_ok
+            except ObjectMissingError as exc:  # the manifest is there, the data is not: the backup is broken
+                stored_ok, stored_msg, conclusive = False, str(exc), True
             except OpsError as exc:
                 stored_ok, stored_msg, conclusive = False, str(exc), False
             checks.append(Check("stored_sha256", stored_ok, stored_msg))
@@ -297,7 +299,10 @@ def verify(store: ObjectStore, database: DatabaseConfig, manifest: Manifest, *, 
                 else:
                     checks += _verify_postgres(dest, manifest, pg_server_url, timings)
             except (OpsError, sqlite3.Error, psycopg.Error) as exc:
-                # The restored bytes are not a sound database (the hashes above usually say why).
+                # A restored SQLite file the engine cannot read is the backup's fault (its bytes passed the
+                # hashes, or the hashes already failed); a scratch server or a worker that fails is ours.
+                if not isinstance(exc, sqlite3.Error):
+                    conclusive = False
                 checks += [Check(n, False, f"{url}: the restored database could not be checked: {exc}")
                            for n in ("engine_integrity", "schema_fingerprint", "row_counts", "content_checksums",
                                      "booking_invariants") if n not in {c.name for c in checks}]

@@ -14,7 +14,7 @@ from dagster import (
 )
 from dagster._core.storage.tags import WILL_RETRY_TAG
 
-from ops_project.notify import Alert
+from ops_project.notify import Alert, NotifyError
 from ops_project.resources import NotifierResource
 
 
@@ -35,10 +35,14 @@ def build_alert_sensors(jobs: list) -> list:
                 error = error.cause
             errors.append(f"• {event.step_key}: {(error.message.strip() if error else event.message)[:600]}")
         text = "\n".join(errors[:5]) or (context.failure_event.message or "the run failed")
-        notifier.get().send(Alert(
-            key=f"run-failure:{run.run_id}",
-            title=f"{run.job_name} failed" + (f" for {partition}" if partition else ""),
-            text=text, link=notifier.run_link(run.run_id)))
+        sender = notifier.get()
+        sender.flush()
+        try:
+            sender.send(Alert(key=f"run-failure:{run.run_id}",
+                              title=f"{run.job_name} failed" + (f" for {partition}" if partition else ""),
+                              text=text, link=notifier.run_link(run.run_id)))
+        except NotifyError as exc:  # kept in the outbox; the next tick of either alert sensor retries it
+            context.log.warning(str(exc))
 
     @sensor(name="ops_check_failure_sensor", minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
             description="Alerts on the webhook for every failed ERROR-severity asset check (restore verification, "
@@ -52,7 +56,8 @@ def build_alert_sensors(jobs: list) -> list:
             newest = max((r.storage_id for r in records), default=0)
             return SensorResult(skip_reason=SkipReason("first look: only new check failures will alert"),
                                 cursor=str(newest))
-        sender, sent = notifier.get(), 0
+        sender = notifier.get()
+        sent = sender.flush()
         for rec in records:
             evaluation = rec.event_log_entry.dagster_event.event_specific_data
             if evaluation.passed or evaluation.severity.value != "ERROR":
@@ -60,11 +65,14 @@ def build_alert_sensors(jobs: list) -> list:
             key = evaluation.asset_check_key
             description = evaluation.description or ""
             partition = evaluation.partition or ""
-            sent += sender.send(Alert(
-                key=f"check:{key.asset_key.to_user_string()}:{key.name}:{rec.run_id}",
-                title=f"check {key.name} failed on {key.asset_key.to_user_string()}"
-                      + (f" for {partition}" if partition else ""),
-                text=description[:1500], link=notifier.run_link(rec.run_id)))
+            try:
+                sent += sender.send(Alert(
+                    key=f"check:{key.asset_key.to_user_string()}:{key.name}:{rec.run_id}",
+                    title=f"check {key.name} failed on {key.asset_key.to_user_string()}"
+                          + (f" for {partition}" if partition else ""),
+                    text=description[:1500], link=notifier.run_link(rec.run_id)))
+            except NotifyError as exc:  # kept in the outbox for the next tick
+                context.log.warning(str(exc))
         cursor = str(max((r.storage_id for r in records), default=int(context.cursor)))
         if not sent:
             return SensorResult(skip_reason=SkipReason("no new failed checks"), cursor=cursor)

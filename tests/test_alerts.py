@@ -36,7 +36,11 @@ def test_notifier_posts_dedups_and_scrubs(tmp_path, webhook):
     state["status"] = 500
     with pytest.raises(NotifyError, match="answered 500"):
         notifier.send(Alert("k2", "other", "x"))
-    assert not notifier.already_sent("k2")  # an undelivered alert is tried again next time
+    assert not notifier.already_sent("k2")  # an undelivered alert waits in the outbox...
+    assert notifier.flush() == 0  # ...while the webhook is still failing
+    state["status"] = 200
+    assert notifier.flush() == 1 and notifier.already_sent("k2")  # ...and goes out once it answers
+    assert received[-1]["attachments"][0]["title"] == "other" and notifier.flush() == 0
 
 
 @pytest.fixture

@@ -174,18 +174,26 @@ def target(url: str, **kw):
     return ReleaseTarget(base_url=url, requests_per_endpoint=10, rollout_timeout_seconds=1, **kw)
 
 
-def appointments(db: Path) -> int:
+def _count(db: Path, table: str) -> int:
     con = sqlite3.connect(db)
     try:
-        return con.execute("SELECT count(*) FROM appointments").fetchone()[0]
+        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     finally:
         con.close()
 
 
+def appointments(db: Path) -> int:
+    return _count(db, "appointments")
+
+
 def test_healthy_release_passes_and_leaves_nothing_behind(api, demo_db):
     before = appointments(demo_db)
-    verdict = validate("v1.4.2", target(api("v1.4.2")))
+    url = api("v1.4.2")
+    validate("v1.4.1", target(url))  # a first run may create the one synthetic-monitor customer
+    customers = _count(demo_db, "customers")
+    verdict = validate("v1.4.2", target(url))
     assert verdict.passed, verdict.markdown()
+    assert _count(demo_db, "customers") == customers  # no new customer per run
     assert {c.name for c in verdict.checks} == {"version", "health", "smoke_flow", "latency_budget", "regression"}
     assert all(ms < 200 for ms in verdict.p95_ms.values()) and verdict.error_rate == 0
     assert appointments(demo_db) == before
@@ -216,6 +224,20 @@ def test_failures_each_name_their_reason(api, demo_db, tmp_path):
     assert "/health" in _failed(unhealthy, "health") and "503" in _failed(unhealthy, "health")
     # Retries cannot hide failures: every failed attempt counts in the error rate.
     assert unhealthy.error_rate > 0.5
+
+
+def test_other_tenant_and_no_rollback_of_an_undeployed_tag(api, tmp_path):
+    log = tmp_path / "rollback.log"
+    script = tmp_path / "rollback.sh"
+    script.write_text(f"#!/bin/sh\necho \"$1\" > {log}\n")
+    script.chmod(0o755)
+    url = api("v1.2.0")
+    other = validate("v1.2.0", target(url, smoke_tenant="tenant-0003"))
+    assert other.passed, other.markdown()  # its own service ids, not tenant-0001's
+    # v1.1.0 and v1.2.0 pushed together: the service serves v1.2.0, so v1.1.0 fails its version check,
+    # and must not roll back the release that is actually deployed.
+    stale = validate("v1.1.0", target(url), previous=("v1.0.0", {}), rollback_command=[str(script)])
+    assert not stale.passed and stale.rollback is None and not log.exists()
 
 
 def test_regression_against_last_good_and_rollback(api, tmp_path):

@@ -334,3 +334,22 @@ def test_postgres_verification_restores_into_a_scratch_database(tmp_path, pg_boo
     assert not report.passed and report.conclusive
     assert "pg_restore" in failed["engine_integrity"] and {"row_counts", "content_checksums"} <= set(failed)
     assert {"stored_sha256", "plaintext_sha256"}.isdisjoint(failed)
+
+
+def test_missing_data_object_is_conclusive_and_latest_skips_known_bad(backed_up):
+    import time
+
+    cfg, primary, dr, first = backed_up
+    record(dr, verify(dr, cfg.databases[0], first, rto_minutes=120))
+    time.sleep(1.05)
+    second = take_backup(cfg.databases[0], primary, cfg.backup)
+    replicate(primary, dr, "booking", second.backup_id)
+    record(dr, verify(dr, cfg.databases[0], second, rto_minutes=120))
+    data_path(dr, second).unlink()  # a lifecycle rule ate the data: the manifest still promises it
+    report = verify(dr, cfg.databases[0], second, rto_minutes=120)
+    assert not report.passed and report.conclusive and "does not exist" in report.failures[0].message
+    assert record(dr, report) is True
+    verified = {e.backup_id: e.verified for e in list_backups(dr, "booking")}
+    assert verified == {first.backup_id: True, second.backup_id: False}
+    assert verified_rpo([dr], "booking", 240, now=datetime.now(UTC)).verified_backup_id == first.backup_id
+    assert find_backup(dr, "booking", "latest").backup_id == first.backup_id  # never the known-bad one

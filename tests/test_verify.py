@@ -274,8 +274,13 @@ def test_cli_verify_restore_and_exit_codes(backed_up, tmp_path):
     _flip(dr, manifest)
     bad = subprocess.run([*base, "verify", "--database", "booking"], capture_output=True, text=True)
     assert bad.returncode == 3 and "FAILED" in bad.stdout
-    refused = subprocess.run([*base, "restore", "--database", "booking", "--to", str(tmp_path / "x.db")],
+    # "latest" never picks a backup that failed verification...
+    skipped = subprocess.run([*base, "restore", "--database", "booking", "--to", str(tmp_path / "x.db")],
                              capture_output=True, text=True)
+    assert skipped.returncode == 4 and "has not failed restore verification" in skipped.stderr
+    # ...and asked for by id, the corrupt object is refused before anything is put at --to.
+    refused = subprocess.run([*base, "restore", "--database", "booking", "--backup-id", manifest.backup_id,
+                              "--to", str(tmp_path / "x.db")], capture_output=True, text=True)
     assert refused.returncode == 3 and "corrupt" in refused.stderr and not (tmp_path / "x.db").exists()
     assert not list((tmp_path).glob(".x.db.restoring-*"))
     missing = subprocess.run([*base, "restore", "--database", "booking", "--backup-id", "20200101T000000Z",

@@ -132,20 +132,29 @@ def _surviving(ctx: DrillContext, db: DatabaseConfig) -> tuple[ObjectStore, list
     return best
 
 
+def _newest_surviving(ctx: DrillContext, db: DatabaseConfig,
+                      result: ScenarioResult) -> tuple[ObjectStore, BackupEntry] | None:
+    """The newest backup a secondary region still holds, noted on ``result``; None (and why) if there is none."""
+    found = _surviving(ctx, db)
+    if found is None:
+        result.notes.append("no complete backup in any secondary region")
+        return None
+    store, entries = found
+    result.region, result.backup_id = store.region, entries[-1].backup_id
+    return store, entries[-1]
+
+
 def region_loss(ctx: DrillContext, db: DatabaseConfig) -> ScenarioResult:
     result = ScenarioResult("region_loss", db.name, False)
     if not ctx.stores:
         result.notes.append("no secondary region is configured: losing the primary loses every backup")
         return result
-    found = _surviving(ctx, db)
+    found = _newest_surviving(ctx, db, result)
     if found is None:
-        result.notes.append("no complete backup in any secondary region")
         return result
-    store, entries = found
-    entry = entries[-1]
+    store, entry = found
     report = verify(store, db, entry.manifest, rto_minutes=ctx.cfg.objectives.rto_minutes, identities=ctx.identities,
                     scratch_dir=ctx.scratch_dir, pg_server_url=ctx.pg_server_url(db))
-    result.region, result.backup_id = store.region, entry.backup_id
     result.rto_seconds, result.rpo_minutes = round(report.timings.total, 3), _age_minutes(ctx, entry)
     result.phases = {"download": report.timings.download, "decode": report.timings.decode,
                      "restore": report.timings.restore, "checks": report.timings.checks}
@@ -223,13 +232,10 @@ def _run_queries(query: Callable[[str], list], tables: set[str]) -> list[str]:
 
 def database_loss(ctx: DrillContext, db: DatabaseConfig) -> ScenarioResult:
     result = ScenarioResult("database_loss", db.name, False)
-    found = _surviving(ctx, db)
+    found = _newest_surviving(ctx, db, result)
     if found is None:
-        result.notes.append("no complete backup in any secondary region")
         return result
-    store, entries = found
-    entry = entries[-1]
-    result.region, result.backup_id = store.region, entry.backup_id
+    store, entry = found
     t = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="ops-drill-", dir=ctx.scratch_dir) as tmp:

@@ -4,18 +4,22 @@
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from assets.partitions import backup_partitions, window_partitions
-from ops_project.backup import make_window, take_backup
-from ops_project.catalog import find_for_partition
+from ops_project.backups.catalog import find_for_partition
+from ops_project.backups.layout import backup_prefix
+from ops_project.backups.replicate import replicate
+from ops_project.backups.take import take_backup
+from ops_project.backups.windows import make_window
+from ops_project.common.errors import BackupError
+from ops_project.common.markdown import table
+from ops_project.common.names import identifier
 from ops_project.config import OpsConfig
-from ops_project.errors import BackupError
-from ops_project.replication import replicate
-from ops_project.resources import database_key, region_key
+from resources import database_key, region_key
 
 BACKUP_KEY = AssetKey("database_backup")
 
 
 def replica_key(region: str) -> AssetKey:
-    return AssetKey(["backup_replica", region.replace("-", "_")])
+    return AssetKey(["backup_replica", identifier(region)])
 
 
 def _dims(context: AssetExecutionContext) -> tuple[str, str]:
@@ -57,7 +61,7 @@ def build_backup_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         return MaterializeResult(metadata={
             "backup_id": manifest.backup_id,
             "region": primary,
-            "location": MetadataValue.path(store.describe(f"backups/{database}/{manifest.backup_id}/")),
+            "location": MetadataValue.path(store.describe(backup_prefix(database, manifest.backup_id))),
             "source_size_bytes": manifest.source_size_bytes,
             "stored_size_bytes": manifest.stored_size_bytes,
             "compression_ratio": round(ratio, 2),
@@ -66,8 +70,8 @@ def build_backup_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             "total_rows": manifest.total_rows,
             "snapshot_at": manifest.snapshot_finished_at,
             "duration_seconds": manifest.extra.get("duration_seconds", 0.0),
-            "tables": MetadataValue.md("| table | rows |\n|---|---|\n" + "\n".join(
-                f"| {name} | {stats.rows} |" for name, stats in manifest.tables.items())),
+            "tables": MetadataValue.md(table(["table", "rows"], [(name, stats.rows)
+                                                                 for name, stats in manifest.tables.items()])),
         })
 
     assets = [database_backup]
@@ -107,7 +111,7 @@ def _replica_asset(cfg: OpsConfig, region: str, partitions) -> AssetsDefinition:
             "backup_id": result.backup_id,
             "source_region": result.source_region,
             "region": result.region,
-            "location": MetadataValue.path(dst.describe(f"backups/{database}/{result.backup_id}/")),
+            "location": MetadataValue.path(dst.describe(backup_prefix(database, result.backup_id))),
             "copied": result.copied,
             "repaired": result.repaired,
             "bytes": result.bytes,

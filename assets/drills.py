@@ -16,9 +16,9 @@ from dagster import (
 )
 
 from assets.verification import RESTORE_KEY
+from ops_project.backups.drills import DrillContext, report_region, run_drill, store_report
 from ops_project.config import OpsConfig
-from ops_project.drills import DrillContext, run_drill, store_report
-from ops_project.resources import database_key, region_key
+from resources import database_key, region_key
 
 DRILL_KEY = AssetKey("dr_drill")
 
@@ -62,21 +62,17 @@ def build_drill_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             scratch_dir=ops_cfg.restore.scratch_dir,
         )
         report = run_drill(ctx, context.partition_key, scenarios)
-        dr_region = ops_cfg.restore_region.name if ops_cfg.restore_region.name in survivors else \
-            (survivors[-1] if survivors else None)
+        dr_region = report_region(ops_cfg)
         location = store_report(ctx.stores[dr_region], report) if dr_region else "(no secondary region)"
         (context.log.info if report.passed else context.log.error)(report.markdown())
         checks = []
         for scenario in scenarios:
-            results = [r for r in report.results if r.scenario == scenario]
-            worst_rto = max((r.rto_seconds or 0.0 for r in results), default=0.0)
-            worst_rpo = max((r.rpo_minutes or 0.0 for r in results), default=0.0)
+            summary = report.summary(scenario)
             checks.append(AssetCheckResult(
-                asset_key=DRILL_KEY, check_name=f"scenario_{scenario}", passed=all(r.passed for r in results),
-                severity=AssetCheckSeverity.ERROR,
-                description="; ".join(f"{r.database}: {'pass' if r.passed else 'FAIL'} ({', '.join(r.notes)})"
-                                      for r in results)[:1000],
-                metadata={"rto_achieved_seconds": worst_rto, "rpo_achieved_minutes": worst_rpo,
+                asset_key=DRILL_KEY, check_name=f"scenario_{scenario}", passed=summary.passed,
+                severity=AssetCheckSeverity.ERROR, description=summary.description[:1000],
+                metadata={"rto_achieved_seconds": summary.worst_rto_seconds,
+                          "rpo_achieved_minutes": summary.worst_rpo_minutes,
                           "rto_objective_seconds": report.rto_objective_seconds,
                           "rpo_objective_minutes": report.rpo_objective_minutes}))
         return MaterializeResult(

@@ -14,23 +14,21 @@ from dagster import (
 )
 
 from ops_project.config import OpsConfig
-from ops_project.deploy import validate
+from ops_project.releases.baseline import ReleaseOutcome, last_good_release
+from ops_project.releases.validate import validate
 
 DEPLOY_KEY = AssetKey("deploy_validation")
 releases_partitions = DynamicPartitionsDefinition(name="releases")
 
 
 def previous_good_release(context: AssetExecutionContext, current: str) -> tuple[str, dict[str, float]] | None:
-    """The newest other release whose validation passed, with its p95 per endpoint."""
-    records = context.instance.fetch_materializations(DEPLOY_KEY, limit=100).records
-    for rec in records:
+    """The recorded validations, newest first, handed to the domain rule (``last_good_release``)."""
+    history = []
+    for rec in context.instance.fetch_materializations(DEPLOY_KEY, limit=100).records:
         mat = rec.asset_materialization
-        if mat is None or mat.partition == current:
-            continue
-        meta = mat.metadata
-        if meta.get("verdict") and meta["verdict"].value == "passed" and "p95_ms_json" in meta:
-            return mat.partition, json.loads(meta["p95_ms_json"].value)
-    return None
+        if mat is not None and mat.partition:
+            history.append(ReleaseOutcome.from_metadata(mat.partition, {k: v.value for k, v in mat.metadata.items()}))
+    return last_good_release(history, current)
 
 
 def build_release_assets(cfg: OpsConfig) -> list[AssetsDefinition]:

@@ -18,15 +18,20 @@ from dagster import (
 
 from assets.backups import BACKUP_KEY, replica_key
 from assets.partitions import backup_partitions
-from ops_project.catalog import find_for_partition
+from ops_project.backups.catalog import find_for_partition
+from ops_project.backups.restore import NoBackupError
+from ops_project.backups.rpo import rpo_table, verified_rpo
+from ops_project.backups.verify import CHECKS, Report, record, verify
+from ops_project.common.names import identifier
 from ops_project.config import OpsConfig
-from ops_project.resources import database_key, region_key
-from ops_project.restore import NoBackupError
-from ops_project.rpo import verified_rpo
-from ops_project.verify import CHECKS, Report, record, verify
+from resources import database_key, region_key
 
 RESTORE_KEY = AssetKey("restore_verification")
 RPO_KEY = AssetKey("verified_rpo")
+
+
+def rpo_check_name(database: str) -> str:
+    return f"rpo_{identifier(database)}"
 
 
 def check_results(report: Report) -> list[AssetCheckResult]:
@@ -99,7 +104,7 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         key=RPO_KEY,
         deps=[AssetDep(RESTORE_KEY, partition_mapping=AllPartitionMapping())],
         required_resource_keys={"ops_config", *(region_key(r.name) for r in cfg.regions)},
-        check_specs=[AssetCheckSpec(f"rpo_{db.name.replace('-', '_')}", asset=RPO_KEY,
+        check_specs=[AssetCheckSpec(rpo_check_name(db.name), asset=RPO_KEY,
                                     description=f"the newest verified backup of {db.name} is within the RPO")
                      for db in cfg.databases],
         group_name="backups",
@@ -114,25 +119,21 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         ops_cfg = context.resources.ops_config.load()
         stores = [getattr(context.resources, region_key(r.name)).store() for r in ops_cfg.regions]
         now = datetime.now(UTC)
-        metadata, results = {}, []
-        rows = ["| database | verified backup | age (min) | newest backup | age (min) | ok |",
-                "|---|---|---|---|---|---|"]
+        metadata, results, statuses = {}, [], []
         for db in ops_cfg.databases:
             status = verified_rpo(stores, db.name, ops_cfg.objectives.rpo_minutes, now=now)
+            statuses.append(status)
             metadata[f"{db.name}_verified_age_minutes"] = status.verified_age_minutes if \
                 status.verified_age_minutes is not None else -1.0
             metadata[f"{db.name}_verified_backup_id"] = status.verified_backup_id or "none"
-            rows.append(f"| {db.name} | {status.verified_backup_id or '-'} | {status.verified_age_minutes} | "
-                        f"{status.newest_backup_id or '-'} | {status.newest_age_minutes} | "
-                        f"{'yes' if status.ok else 'NO'} |")
             results.append(AssetCheckResult(
-                asset_key=RPO_KEY, check_name=f"rpo_{db.name.replace('-', '_')}", passed=status.ok,
+                asset_key=RPO_KEY, check_name=rpo_check_name(db.name), passed=status.ok,
                 severity=AssetCheckSeverity.ERROR, description=status.message(),
                 metadata={"verified_age_minutes": status.verified_age_minutes or -1.0,
                           "objective_minutes": status.objective_minutes,
                           "newest_backup_age_minutes": status.newest_age_minutes or -1.0}))
         metadata["rpo_objective_minutes"] = ops_cfg.objectives.rpo_minutes
-        metadata["summary"] = MetadataValue.md("\n".join(rows))
+        metadata["summary"] = MetadataValue.md(rpo_table(statuses))
         return MaterializeResult(metadata=metadata, check_results=results)
 
     return [restore_verification, verified_rpo_asset]

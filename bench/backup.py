@@ -114,8 +114,8 @@ def bench_sqlite(out: Path, size_mb: int, rounds: int) -> dict:
 
 def bench_phases(out: Path, size_mb: int) -> dict:
     """Where a SQLite backup's time goes: copy, then compression beside the checksum workers."""
-    from ops_project.databases.sqlite import snapshot
-    from ops_project.pipeline import encode
+    from ops_project.backups.codec import encode
+    from ops_project.backups.engines.sqlite import snapshot
 
     class Null:
         def write(self, data) -> int:
@@ -198,8 +198,8 @@ def bench_postgres(out: Path, size_mb: int, rounds: int) -> dict:
 
 REPLICATE = """
 import sys
-from ops_project.config import RegionConfig
-from ops_project.replication import replicate
+from ops_project.storage.config import RegionConfig
+from ops_project.backups.replicate import replicate
 from ops_project.storage import S3Credentials, open_store
 src = open_store(RegionConfig(name="src", kind="local", path=sys.argv[1]))
 dst = open_store(RegionConfig(name="dst", kind="s3", bucket=sys.argv[3]),

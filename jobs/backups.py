@@ -18,10 +18,9 @@ from dagster import (
 from assets.backups import BACKUP_KEY, replica_key
 from assets.partitions import backup_partitions
 from assets.verification import RESTORE_KEY, RPO_KEY
-from ops_project.catalog import list_backups, verified_ids
+from ops_project.backups.retention import apply, plan_regions
 from ops_project.config import OpsConfig
-from ops_project.resources import region_key
-from ops_project.retention import apply, plan_region
+from resources import region_key
 
 
 def build_backup_job(cfg: OpsConfig) -> object:
@@ -66,10 +65,8 @@ def build_retention_job(cfg: OpsConfig) -> JobDefinition:
         now = datetime.now(UTC)
         report, deleted_total = [], 0
         stores = [getattr(context.resources, region_key(r.name)).store() for r in ops_cfg.regions]
-        # A backup verified in any region is verified everywhere (the stored bytes are identical).
-        verified = set().union(*(verified_ids(list_backups(store)) for store in stores))
-        for region, store in zip(ops_cfg.regions, stores, strict=True):
-            retention_plan = plan_region(store, ops_cfg.backup.retention, now=now, tz=ops_cfg.tz, verified=verified)
+        plans = plan_regions(stores, ops_cfg.backup.retention, now=now, tz=ops_cfg.tz)
+        for region, store, retention_plan in zip(ops_cfg.regions, stores, plans, strict=True):
             report.append(retention_plan.markdown())
             context.log.info(retention_plan.markdown())
             if not config.dry_run:

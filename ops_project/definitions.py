@@ -14,7 +14,7 @@ from jobs.backups import build_backup_job, build_restore_verification_job, build
 from jobs.drills import build_drill_job
 from jobs.releases import build_deploy_job
 from ops_project.config import OpsConfig, load_config
-from ops_project.resources import build_resources
+from resources import build_resources
 from schedules.backups import build_backup_schedule, build_retention_schedule, build_rpo_schedule
 from schedules.drills import build_drill_schedule
 from sensors.alerts import build_alert_sensors

@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 from dagster import DagsterInstance
 
 from assets.partitions import backup_partition_key, last_window_key
-from ops_project.catalog import list_backups
+from ops_project.backups.catalog import list_backups
+from ops_project.backups.layout import backup_prefix
+from ops_project.clients import Clients
 from ops_project.config import load_config
 from ops_project.definitions import defs
-from ops_project.runtime import store_for
 
 
 def main() -> int:
@@ -30,12 +31,13 @@ def main() -> int:
               f"(run {result.run_id})")
         ok &= result.success
     print("\nBackups now in each region:")
+    clients = Clients(cfg)
     for region in cfg.regions:
-        store = store_for(cfg, region)
+        store = clients.store(region)
         for entry in list_backups(store):
             if entry.complete and entry.manifest.partition_key == window:
                 print(f"  {region.name:<12} {entry.database:<10} {entry.backup_id}  "
-                      f"{store.describe(f'backups/{entry.database}/{entry.backup_id}/')}")
+                      f"{store.describe(backup_prefix(entry.database, entry.backup_id))}")
     return 0 if ok else 1
 
 

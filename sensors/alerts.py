@@ -14,8 +14,8 @@ from dagster import (
 )
 from dagster._core.storage.tags import WILL_RETRY_TAG
 
-from ops_project.notify import Alert, NotifyError
-from ops_project.resources import NotifierResource
+from ops_project.notify.notifier import Alert, NotifyError
+from resources import NotifierResource
 
 
 def build_alert_sensors(jobs: list) -> list:

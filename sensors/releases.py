@@ -12,7 +12,7 @@ from dagster import (
 
 from assets.releases import releases_partitions
 from ops_project.config import OpsConfig
-from ops_project.releases import RepoUnreachable, dump_cursor, load_cursor, new_releases, remote_tags
+from ops_project.releases.tags import RepoUnreachable, dump_cursor, load_cursor, new_releases, remote_tags
 
 
 def build_release_sensor(cfg: OpsConfig, job) -> SensorDefinition | None:

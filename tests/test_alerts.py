@@ -18,8 +18,8 @@ from dagster._core.storage.tags import WILL_RETRY_TAG
 from assets.partitions import backup_partition_key, last_window_key
 from ops_project.config import load_config
 from ops_project.definitions import build_definitions
-from ops_project.notify import Alert, Notifier, NotifyError
-from ops_project.resources import NotifierResource
+from ops_project.notify.notifier import Alert, Notifier, NotifyError
+from resources import NotifierResource
 from tests.conftest import local_region
 
 

@@ -14,16 +14,22 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ops_project.backup import take_backup
-from ops_project.catalog import list_backups, read_manifest
+from ops_project.backups.catalog import list_backups, read_manifest
+from ops_project.backups.engines import postgres as pg_snap
+from ops_project.backups.engines.sqlite import stats_of_file
+from ops_project.backups.layout import MANIFEST, backup_prefix
+from ops_project.backups.replicate import replicate, verify_stored
+from ops_project.backups.retention import apply, plan_region
+from ops_project.backups.take import take_backup
+from ops_project.clients import Clients
+from ops_project.common.errors import (
+    BucketMissingError,
+    CredentialsError,
+    EncryptionError,
+    IntegrityError,
+    StorageError,
+)
 from ops_project.config import load_config
-from ops_project.databases import postgres as pg_snap
-from ops_project.databases.sqlite import stats_of_file
-from ops_project.errors import BucketMissingError, CredentialsError, EncryptionError, IntegrityError, StorageError
-from ops_project.layout import MANIFEST, backup_prefix
-from ops_project.replication import replicate, verify_stored
-from ops_project.retention import apply, plan_region
-from ops_project.runtime import recipients_for, store_for
 from tests.conftest import local_region, run, s3_region, unique
 from tests.servers import start_weed
 
@@ -49,7 +55,7 @@ def test_sqlite_backup_local_primary_s3_replica_restores_with_stock_tools(tmp_pa
     cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
                                    [local_region(tmp_path, "af-south-1"),
                                     s3_region("eu-west-1", bucket, "OPS_T_ENDPOINT_A")]))
-    primary, replica = store_for(cfg, cfg.primary), store_for(cfg, cfg.regions[1])
+    primary, replica = Clients(cfg).store(cfg.primary), Clients(cfg).store(cfg.regions[1])
     manifest = take_backup(cfg.databases[0], primary, cfg.backup)
     result = replicate(primary, replica, "booking", manifest.backup_id)
     assert result.copied and result.problem is None and result.lag_seconds >= 0
@@ -86,8 +92,8 @@ def test_encrypted_backup_decrypts_with_age_cli(tmp_path, demo_db, s3_env, write
     cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
                                    [s3_region("af-south-1", bucket, "OPS_T_ENDPOINT_B")],
                                    backup={"encryption": {"age_recipients_env": "OPS_T_AGE"}}))
-    store = store_for(cfg, cfg.primary)
-    manifest = take_backup(cfg.databases[0], store, cfg.backup, recipients=recipients_for(cfg))
+    store = Clients(cfg).store(cfg.primary)
+    manifest = take_backup(cfg.databases[0], store, cfg.backup, recipients=Clients(cfg).recipients())
     assert manifest.data_object == "data.sqlite.zst.age"
     assert manifest.encryption["recipient_fingerprints"] and recipient not in manifest.to_json().decode()
     stored = download(store, "booking", manifest.backup_id, tmp_path)
@@ -104,7 +110,7 @@ def test_bad_recipient_is_a_clear_error_and_stores_nothing(tmp_path, demo_db, wr
                                    [local_region(tmp_path, "r1")],
                                    backup={"encryption": {"age_recipients_env": "OPS_T_AGE"}}))
     with pytest.raises(EncryptionError, match="OPS_T_AGE.*not an age X25519 recipient"):
-        recipients_for(cfg)
+        Clients(cfg).recipients()
 
 
 def test_missing_recipient_variable_via_cli_stores_nothing(tmp_path, demo_db, write_config):
@@ -125,7 +131,7 @@ def test_postgres_backup_restores_with_pg_restore(tmp_path, pg_booking, scratch_
     cfg = load_config(write_config([{"name": "core", "engine": "postgres", "url_env": "OPS_T_CORE_URL"}],
                                    [local_region(tmp_path, "af-south-1"),
                                     s3_region("eu-west-1", bucket, "OPS_T_ENDPOINT_B")]))
-    primary, replica = store_for(cfg, cfg.primary), store_for(cfg, cfg.regions[1])
+    primary, replica = Clients(cfg).store(cfg.primary), Clients(cfg).store(cfg.regions[1])
     manifest = take_backup(cfg.databases[0], primary, cfg.backup, pg_url=pg_booking)
     replicate(primary, replica, "core", manifest.backup_id)
     assert manifest.tables["public.appointments"].rows == 40000
@@ -155,13 +161,13 @@ def test_postgres_backup_restores_with_pg_restore(tmp_path, pg_booking, scratch_
 def test_postgres_unreachable_names_host_not_password(tmp_path, write_config):
     cfg = load_config(write_config([{"name": "core", "engine": "postgres", "url_env": "X"}],
                                    [local_region(tmp_path, "r1")]))
-    from ops_project.errors import BackupError
+    from ops_project.common.errors import BackupError
 
     with pytest.raises(BackupError, match="cannot connect to PostgreSQL at 127.0.0.1:1/nope") as err:
-        take_backup(cfg.databases[0], store_for(cfg, cfg.primary), cfg.backup,
+        take_backup(cfg.databases[0], Clients(cfg).store(cfg.primary), cfg.backup,
                     pg_url="postgresql://u:hunter2@127.0.0.1:1/nope")
     assert "hunter2" not in str(err.value)
-    assert list(store_for(cfg, cfg.primary).list("backups/")) == []
+    assert list(Clients(cfg).store(cfg.primary).list("backups/")) == []
 
 
 WRITER = r"""
@@ -198,7 +204,7 @@ def test_sqlite_snapshot_is_consistent_while_writers_write(tmp_path, write_confi
     try:
         for w in writers:
             assert w.stdout.readline().strip() == "started"
-        store = store_for(cfg, cfg.primary)
+        store = Clients(cfg).store(cfg.primary)
         manifest = take_backup(cfg.databases[0], store, cfg.backup)
         snap_rows = manifest.tables["ledger"].rows
         deadline = time.monotonic() + 60
@@ -240,7 +246,7 @@ def test_s3_killed_mid_upload_leaves_nothing_complete(tmp_path, write_config, mo
         cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(live)}],
                                        [s3_region("r1", bucket, "OPS_T_ENDPOINT_A")],
                                        backup={"part_size_mb": 5, "compression": {"level": 1}}))
-        store = store_for(cfg, cfg.primary)
+        store = Clients(cfg).store(cfg.primary)
         store.client.meta.config.retries["max_attempts"] = 2
         real_writer = store.writer
 
@@ -262,12 +268,12 @@ def test_s3_killed_mid_upload_leaves_nothing_complete(tmp_path, write_config, mo
             take_backup(cfg.databases[0], store, cfg.backup)
         assert weed.proc.poll() is not None
         weed = start_weed(weed.data_dir, ports=weed.ports)  # the same server, back up
-        entries = list_backups(store_for(cfg, cfg.primary), "booking")
+        entries = list_backups(Clients(cfg).store(cfg.primary), "booking")
         assert not any(e.complete for e in entries)
         keys = [o["Key"] for o in weed.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
         assert not any(k.endswith(MANIFEST) for k in keys) and not any("data." in k for k in keys)
         # The interrupted multipart upload is left on the server; retention aborts it once it is old.
-        store = store_for(cfg, cfg.primary)
+        store = Clients(cfg).store(cfg.primary)
         assert [u.key.rsplit("/", 1)[-1] for u in store.unfinished_uploads("backups/")] == ["data.sqlite.zst"]
         assert plan_region(store, cfg.backup.retention, now=datetime.now(UTC), tz=cfg.tz).abort_uploads == []
         later = plan_region(store, cfg.backup.retention, now=datetime.now(UTC) + timedelta(days=2), tz=cfg.tz)
@@ -281,7 +287,7 @@ def test_s3_killed_mid_upload_leaves_nothing_complete(tmp_path, write_config, mo
 def test_replica_with_flipped_byte_is_detected_and_repaired(tmp_path, demo_db, write_config):
     cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
                                    [local_region(tmp_path, "a"), local_region(tmp_path, "b")]))
-    primary, replica = store_for(cfg, cfg.primary), store_for(cfg, cfg.regions[1])
+    primary, replica = Clients(cfg).store(cfg.primary), Clients(cfg).store(cfg.regions[1])
     manifest = take_backup(cfg.databases[0], primary, cfg.backup)
     replicate(primary, replica, "booking", manifest.backup_id)
     again = replicate(primary, replica, "booking", manifest.backup_id)
@@ -300,7 +306,7 @@ def test_replica_with_flipped_byte_is_detected_and_repaired(tmp_path, demo_db, w
 def test_corrupt_primary_is_not_replicated(tmp_path, demo_db, write_config):
     cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
                                    [local_region(tmp_path, "a"), local_region(tmp_path, "b")]))
-    primary, replica = store_for(cfg, cfg.primary), store_for(cfg, cfg.regions[1])
+    primary, replica = Clients(cfg).store(cfg.primary), Clients(cfg).store(cfg.regions[1])
     manifest = take_backup(cfg.databases[0], primary, cfg.backup)
     data = Path(primary.describe(backup_prefix("booking", manifest.backup_id) + manifest.data_object))
     data.write_bytes(data.read_bytes()[:-10])  # truncated
@@ -313,14 +319,14 @@ def test_missing_bucket_and_wrong_credentials_store_nothing(tmp_path, demo_db, s
     cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
                                    [s3_region("r1", "bucket-that-is-not-there", "OPS_T_ENDPOINT_A")]))
     with pytest.raises(BucketMissingError, match="bucket-that-is-not-there"):
-        take_backup(cfg.databases[0], store_for(cfg, cfg.primary), cfg.backup)
+        take_backup(cfg.databases[0], Clients(cfg).store(cfg.primary), cfg.backup)
 
     bucket = s3_env[0].make_bucket(unique("creds"))
     monkeypatch.setenv("OPS_T_SECRET", "not-the-secret")
     cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
                                    [s3_region("r1", bucket, "OPS_T_ENDPOINT_A")]))
     with pytest.raises(CredentialsError) as err:
-        take_backup(cfg.databases[0], store_for(cfg, cfg.primary), cfg.backup)
+        take_backup(cfg.databases[0], Clients(cfg).store(cfg.primary), cfg.backup)
     assert "OPS_T_SECRET" in str(err.value) and "not-the-secret" not in str(err.value)
     assert not s3_env[0].client().list_objects_v2(Bucket=bucket).get("Contents")
 
@@ -350,8 +356,8 @@ def test_cli_take_and_list_without_dagster(tmp_path, demo_db, write_config):
 
 
 def test_backup_window_rules():
-    from ops_project.backup import check_window, make_window
-    from ops_project.errors import WindowClosedError
+    from ops_project.backups.windows import check_window, make_window
+    from ops_project.common.errors import WindowClosedError
 
     start = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
     window = make_window("2026-11-22-06:00", start, start + timedelta(hours=4), None)
@@ -369,7 +375,7 @@ def test_backup_window_rules():
 def test_failed_manifest_write_leaves_nothing_complete(tmp_path, demo_db, write_config, monkeypatch):
     cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
                                    [local_region(tmp_path, "r1")]))
-    store = store_for(cfg, cfg.primary)
+    store = Clients(cfg).store(cfg.primary)
     real_put = store.put_bytes
 
     def put(key, data):
@@ -380,5 +386,5 @@ def test_failed_manifest_write_leaves_nothing_complete(tmp_path, demo_db, write_
     monkeypatch.setattr(store, "put_bytes", put)
     with pytest.raises(StorageError, match="connection reset"):
         take_backup(cfg.databases[0], store, cfg.backup)
-    entries = list_backups(store_for(cfg, cfg.primary), "booking")
+    entries = list_backups(Clients(cfg).store(cfg.primary), "booking")
     assert len(entries) == 1 and not entries[0].complete  # data left for retention, no manifest

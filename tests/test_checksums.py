@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import sqlite3
 
-from ops_project.databases.sqlite import stats_of_file
+from ops_project.backups.engines.sqlite import stats_of_file
 
 
 def make(path, rows, *, shuffle: bool, vacuum: bool = False) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ops_project.config import DEFAULT_CONFIG, load_config, secret
-from ops_project.errors import ConfigError, SecretMissingError
+from ops_project.common.config import secret
+from ops_project.common.errors import ConfigError, SecretMissingError
+from ops_project.config import DEFAULT_CONFIG, load_config
 
 
 def test_shipped_default_needs_no_server_and_no_secret():

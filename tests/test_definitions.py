@@ -21,11 +21,11 @@ from dagster import (
 
 from assets.backups import BACKUP_KEY, build_backup_assets, replica_key
 from assets.partitions import backup_partition_key, last_window_key
-from ops_project.catalog import list_backups
+from ops_project.backups.catalog import list_backups
+from ops_project.clients import Clients
 from ops_project.config import load_config
 from ops_project.definitions import build_definitions
-from ops_project.resources import build_resources
-from ops_project.runtime import store_for
+from resources import build_resources
 from tests.conftest import local_region, s3_region, unique
 from tests.servers import SECRET_KEY
 
@@ -123,7 +123,7 @@ def test_materialize_backup_and_replica_for_latest_window(local_defs):
         replica = result.asset_materializations_for_node("backup_replica__eu_west_1")[0].metadata
         assert replica["backup_id"].value == backup_id and replica["replication_lag_seconds"].value >= 0
     for region in cfg.regions:
-        entries = [e for e in list_backups(store_for(cfg, region), "booking") if e.complete]
+        entries = [e for e in list_backups(Clients(cfg).store(region), "booking") if e.complete]
         assert [(e.backup_id, e.manifest.partition_key) for e in entries] == [(backup_id, window)]
 
 
@@ -139,7 +139,7 @@ def test_old_backup_partition_fails_and_stores_nothing(local_defs):
     message = str(failure.event_specific_data.error)
     assert f"backup window {old}" in message and "nothing was stored" in message
     for region in cfg.regions:
-        assert list(store_for(cfg, region).list("backups/")) == []
+        assert list(Clients(cfg).store(region).list("backups/")) == []
 
 
 def test_secrets_are_env_vars_not_values(tmp_path, write_config, monkeypatch):
@@ -156,8 +156,8 @@ def test_secrets_are_env_vars_not_values(tmp_path, write_config, monkeypatch):
 
 def test_retention_job_dry_run_then_apply(local_defs):
     cfg, defs = local_defs
-    store = store_for(cfg, cfg.primary)
-    from ops_project.backup import take_backup
+    store = Clients(cfg).store(cfg.primary)
+    from ops_project.backups.take import take_backup
 
     ids = []
     for _ in range(3):
@@ -215,7 +215,7 @@ def test_postgres_to_s3_with_encryption_through_dagster_resources(tmp_path, pg_b
         logged = " ".join(repr(e) for e in instance.all_logs(result.run_id))
         run_record = repr(instance.get_run_by_id(result.run_id))
     for region in cfg.regions:
-        entries = [e for e in list_backups(store_for(cfg, region), "core") if e.complete]
+        entries = [e for e in list_backups(Clients(cfg).store(region), "core") if e.complete]
         assert len(entries) == 1 and entries[0].manifest.encryption is not None
         assert entries[0].manifest.tables["public.appointments"].rows == 40000
     for secret_value in (SECRET_KEY, password, recipient, identity):

@@ -6,7 +6,7 @@ import sqlite3
 import subprocess
 import sys
 
-from ops_project.databases.sqlite import stats_of_file
+from ops_project.backups.engines.sqlite import stats_of_file
 from ops_project.demo.database import generate
 
 

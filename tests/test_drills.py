@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 from dagster import DagsterInstance, build_schedule_context
 
 from assets.drills import drill_partitions
-from ops_project.backup import take_backup
+from ops_project.backups.drills import DrillContext, run_drill
+from ops_project.backups.replicate import replicate
+from ops_project.backups.take import take_backup
+from ops_project.clients import Clients
 from ops_project.config import load_config
 from ops_project.definitions import build_definitions
-from ops_project.drills import DrillContext, run_drill
-from ops_project.replication import replicate
-from ops_project.runtime import store_for
 from tests.conftest import local_region, s3_region, unique
 
 
@@ -29,7 +29,7 @@ def test_weekly_drill_through_dagster_touches_nothing_live(tmp_path, demo_db, s3
     cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
                                    [local_region(tmp_path, "af-south-1"),
                                     s3_region("eu-west-1", bucket, "OPS_T_ENDPOINT_A")]))
-    primary, dr = store_for(cfg, cfg.primary), store_for(cfg, cfg.regions[1])
+    primary, dr = Clients(cfg).store(cfg.primary), Clients(cfg).store(cfg.regions[1])
     ids = []
     for _ in range(2):
         ids.append(take_backup(cfg.databases[0], primary, cfg.backup).backup_id)
@@ -66,7 +66,7 @@ def test_weekly_drill_through_dagster_touches_nothing_live(tmp_path, demo_db, s3
 def test_drill_fails_honestly_without_a_secondary_region(tmp_path, demo_db, write_config):
     cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
                                    [local_region(tmp_path, "only")]))
-    take_backup(cfg.databases[0], store_for(cfg, cfg.primary), cfg.backup)
+    take_backup(cfg.databases[0], Clients(cfg).store(cfg.primary), cfg.backup)
     report = run_drill(DrillContext(cfg=cfg, stores={}), "w1")
     assert not report.passed
     region_loss = next(r for r in report.results if r.scenario == "region_loss")
@@ -97,7 +97,7 @@ def test_postgres_drill_restores_into_a_scratch_database(tmp_path, pg_booking, w
     monkeypatch.setenv("OPS_T_CORE_URL", pg_booking)
     cfg = load_config(write_config([{"name": "core", "engine": "postgres", "url_env": "OPS_T_CORE_URL"}],
                                    [local_region(tmp_path, "a"), local_region(tmp_path, "b")]))
-    primary, dr = store_for(cfg, cfg.primary), store_for(cfg, cfg.regions[1])
+    primary, dr = Clients(cfg).store(cfg.primary), Clients(cfg).store(cfg.regions[1])
     manifest = take_backup(cfg.databases[0], primary, cfg.backup, pg_url=pg_booking)
     replicate(primary, dr, "core", manifest.backup_id)
     ctx = DrillContext(cfg=cfg, stores={"b": dr}, pg_server_url=lambda _db: pg_booking)

@@ -24,9 +24,9 @@ from dagster import (
 
 from ops_project.config import load_config
 from ops_project.definitions import build_definitions
-from ops_project.deploy import validate
-from ops_project.releases import load_cursor
-from ops_project.resources import NotifierResource
+from ops_project.releases.tags import load_cursor
+from ops_project.releases.validate import validate
+from resources import NotifierResource
 from tests.conftest import local_region
 from tests.servers import free_ports
 
@@ -169,7 +169,7 @@ def test_first_tick_can_run_existing_tags(tmp_path, demo_db, repo, write_config)
 
 
 def target(url: str, **kw):
-    from ops_project.config import ReleaseTarget
+    from ops_project.releases.config import ReleaseTarget
 
     return ReleaseTarget(base_url=url, requests_per_endpoint=10, rollout_timeout_seconds=1, **kw)
 

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ops_project.catalog import BackupEntry, list_backups
-from ops_project.config import Retention
-from ops_project.layout import ID_FORMAT, MANIFEST
-from ops_project.manifest import Manifest
-from ops_project.retention import apply, plan
+from ops_project.backups.catalog import BackupEntry, list_backups
+from ops_project.backups.config import Retention
+from ops_project.backups.layout import ID_FORMAT, MANIFEST
+from ops_project.backups.manifest import Manifest
+from ops_project.backups.retention import apply, plan
 from ops_project.storage import ObjectInfo
 from ops_project.storage.local import LocalStore
 

@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from ops_project.config import RegionConfig
-from ops_project.errors import BucketMissingError, CredentialsError, ObjectMissingError, StorageError
+from ops_project.common.errors import BucketMissingError, CredentialsError, ObjectMissingError, StorageError
 from ops_project.storage import S3Credentials, open_store
+from ops_project.storage.config import RegionConfig
 from tests.conftest import unique
 from tests.servers import ACCESS_KEY, SECRET_KEY, free_ports
 
@@ -100,21 +100,28 @@ def test_s3_unreachable_endpoint():
         store.check()
 
 
-def test_interrupted_write_is_visible_to_cleanup(store):
-    """A writer that is neither committed nor aborted (a crash) leaves something retention can find."""
+def test_interrupted_write_is_an_unfinished_upload_never_an_object(store):
+    """A writer neither committed nor aborted (a crash) leaves no object, only an unfinished upload that
+    cleanup can find and remove, in every backend alike."""
     writer = store.writer("backups/db/1/data.bin")
     writer.write(os.urandom(PART + 10))
+    store.put_bytes("backups/db/1/manifest.json", b"{}")
     assert not store.exists("backups/db/1/data.bin")
-    if store.unfinished_uploads("backups/"):  # s3: an unfinished multipart upload
-        (upload,) = store.unfinished_uploads("backups/")
-        assert upload.key == "backups/db/1/data.bin"
-        store.abort_upload(upload)
-        assert store.unfinished_uploads("backups/") == []
-    else:  # local: a listed temporary file in the backup's directory
-        (partial,) = list(store.list("backups/"))
-        assert partial.key.startswith("backups/db/1/.partial-data.bin")
-        store.delete(partial.key)
-    assert list(store.list("backups/")) == []
+    assert [o.key for o in store.list("backups/")] == ["backups/db/1/manifest.json"]
+    (upload,) = store.unfinished_uploads("backups/")
+    assert upload.key == "backups/db/1/data.bin" and upload.initiated > 0
+    assert store.unfinished_uploads("other/") == []
+    store.abort_upload(upload)
+    assert store.unfinished_uploads("backups/") == []
+    store.abort_upload(upload)  # already gone: not an error
+    assert [o.key for o in store.list("backups/")] == ["backups/db/1/manifest.json"]
+
+
+def test_list_is_in_key_order_and_delete_of_a_missing_key_is_fine(store):
+    for key in ("b/2", "a/1", "b/10", "a/0"):
+        store.put_bytes(key, b"-")
+    assert [o.key for o in store.list("")] == ["a/0", "a/1", "b/10", "b/2"]
+    store.delete("no/such/key")
 
 
 def test_s3_part_size_grows_with_the_size_hint(weed_pair):

@@ -12,16 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from ops_project.backup import take_backup
-from ops_project.catalog import list_backups
+from ops_project.backups.catalog import list_backups
+from ops_project.backups.encryption import parse_identities
+from ops_project.backups.layout import MANIFEST, VERIFICATION, backup_prefix
+from ops_project.backups.replicate import replicate
+from ops_project.backups.restore import NoBackupError, find_backup
+from ops_project.backups.retention import plan_region
+from ops_project.backups.rpo import verified_rpo
+from ops_project.backups.take import take_backup
+from ops_project.backups.verify import record, verify
+from ops_project.clients import Clients
 from ops_project.config import load_config
-from ops_project.layout import MANIFEST, VERIFICATION, backup_prefix
-from ops_project.replication import replicate
-from ops_project.restore import NoBackupError, find_backup, parse_identities
-from ops_project.retention import plan_region
-from ops_project.rpo import verified_rpo
-from ops_project.runtime import recipients_for, store_for
-from ops_project.verify import record, verify
 from tests.conftest import local_region, run, s3_region, unique
 from tests.servers import start_weed
 
@@ -31,7 +32,7 @@ def backed_up(tmp_path, demo_db, write_config):
     """A SQLite backup in two local regions; returns (cfg, primary, dr, manifest)."""
     cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
                                    [local_region(tmp_path, "af-south-1"), local_region(tmp_path, "eu-west-1")]))
-    primary, dr = store_for(cfg, cfg.primary), store_for(cfg, cfg.regions[1])
+    primary, dr = Clients(cfg).store(cfg.primary), Clients(cfg).store(cfg.regions[1])
     manifest = take_backup(cfg.databases[0], primary, cfg.backup)
     replicate(primary, dr, "booking", manifest.backup_id)
     return cfg, primary, dr, manifest
@@ -69,7 +70,7 @@ def test_invariant_violation_is_caught(tmp_path, demo_db, write_config):
     con.close()
     cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
                                    [local_region(tmp_path, "r1")]))
-    store = store_for(cfg, cfg.primary)
+    store = Clients(cfg).store(cfg.primary)
     manifest = take_backup(cfg.databases[0], store, cfg.backup)
     report = verify(store, cfg.databases[0], manifest, rto_minutes=120)
     assert not report.passed
@@ -155,8 +156,8 @@ def test_wrong_age_identity_is_caught(tmp_path, demo_db, write_config, monkeypat
     cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
                                    [local_region(tmp_path, "r1")],
                                    backup={"encryption": {"age_recipients_env": "OPS_T_AGE"}}))
-    store = store_for(cfg, cfg.primary)
-    manifest = take_backup(cfg.databases[0], store, cfg.backup, recipients=recipients_for(cfg))
+    store = Clients(cfg).store(cfg.primary)
+    manifest = take_backup(cfg.databases[0], store, cfg.backup, recipients=Clients(cfg).recipients())
     good = verify(store, cfg.databases[0], manifest, rto_minutes=120,
                   identities=parse_identities(keys[0], source="right"))
     assert good.passed, good.markdown()
@@ -189,7 +190,7 @@ def test_region_unreachable_mid_download(tmp_path, write_config, monkeypatch):
         cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(live)}],
                                        [s3_region("r1", bucket, "OPS_T_ENDPOINT_A")],
                                        backup={"compression": {"level": 1}}))
-        store = store_for(cfg, cfg.primary)
+        store = Clients(cfg).store(cfg.primary)
         store.client.meta.config.retries["max_attempts"] = 1
         manifest = take_backup(cfg.databases[0], store, cfg.backup)
         killed = threading.Event()
@@ -236,7 +237,7 @@ def test_retention_protects_newest_verified_and_rpo_counts_only_verified(tmp_pat
     cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
                                    [local_region(tmp_path, "r1")],
                                    backup={"retention": {"keep_last": 1, "daily": 0, "weekly": 0, "monthly": 0}}))
-    store = store_for(cfg, cfg.primary)
+    store = Clients(cfg).store(cfg.primary)
     first = take_backup(cfg.databases[0], store, cfg.backup)
     assert verified_rpo([store], "booking", 240, now=datetime.now(UTC)).ok is False
     record(store, verify(store, cfg.databases[0], first, rto_minutes=120))
@@ -311,7 +312,7 @@ def test_postgres_verification_restores_into_a_scratch_database(tmp_path, pg_boo
     monkeypatch.setenv("OPS_T_CORE_URL", pg_booking)
     cfg = load_config(write_config([{"name": "core", "engine": "postgres", "url_env": "OPS_T_CORE_URL"}],
                                    [local_region(tmp_path, "r1")]))
-    store = store_for(cfg, cfg.primary)
+    store = Clients(cfg).store(cfg.primary)
     manifest = take_backup(cfg.databases[0], store, cfg.backup, pg_url=pg_booking)
     report = verify(store, cfg.databases[0], manifest, rto_minutes=120, pg_server_url=pg_booking)
     assert report.passed, report.markdown()

@@ -16,9 +16,9 @@ from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
 from assets.partitions import last_window_key, window_partitions
-from ops_project.catalog import list_backups
+from ops_project.backups.catalog import list_backups
+from ops_project.clients import Clients
 from ops_project.config import load_config
-from ops_project.runtime import store_for
 from tests.conftest import local_region
 from tests.servers import free_ports
 
@@ -84,7 +84,7 @@ def test_backup_run_launched_over_graphql(dagster_dev):
         status = client.get_run_status(run_id)
     assert status == DagsterRunStatus.SUCCESS
     for region in cfg.regions:
-        complete = [e for e in list_backups(store_for(cfg, region), "booking") if e.complete]
+        complete = [e for e in list_backups(Clients(cfg).store(region), "booking") if e.complete]
         assert [e.manifest.partition_key for e in complete] == [window]
     # The UI's view: the location, its jobs and schedules, and the materialised partition.
     query = """{ assetOrError(assetKey: {path: ["database_backup"]}) { ... on Asset {
@@ -104,13 +104,14 @@ def gql(port: int, query: str, variables: dict | None = None) -> dict:
 
 def test_restore_verification_backfill_over_windows(dagster_dev):
     """Backups for three past windows and one window without: a backfill over all four, through the daemon."""
-    from ops_project.backup import make_window, take_backup
-    from ops_project.replication import replicate
+    from ops_project.backups.replicate import replicate
+    from ops_project.backups.take import take_backup
+    from ops_project.backups.windows import make_window
 
     cfg, port = dagster_dev
     windows = window_partitions(cfg)
     keys = windows.get_partition_keys(current_time=datetime.now(UTC))[-6:-2]
-    primary, dr = store_for(cfg, cfg.primary), store_for(cfg, cfg.regions[-1])
+    primary, dr = Clients(cfg).store(cfg.primary), Clients(cfg).store(cfg.regions[-1])
     for key in keys[:3]:  # as the schedule would have taken them, each just after its window ended
         tw = windows.time_window_for_partition_key(key)
         window = make_window(key, tw.start, tw.end, None)

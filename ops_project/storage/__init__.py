@@ -1,16 +1,28 @@
-"""Object storage: one interface, one implementation per backend (like Litestream's replica clients).
+"""Object storage: one contract, one implementation per backend (like Litestream's ``ReplicaClient``).
 
-Writes are all-or-nothing: an object becomes visible only when its writer commits, so a crash
-or a killed server never leaves a half-written object under its final name.
+Backends: ``local`` (a directory: the embedded default, NFS mounts, a second disk) and ``s3`` (any
+S3-compatible endpoint). Both pass the same contract suite (``tests/contract/``) with no branch on
+the backend. The rules every method below follows:
+
+- Keys are ``/``-separated and relative to the region's root (a local directory, or a bucket plus
+  an optional prefix). A key never escapes the root.
+- Writes are all-or-nothing: an object becomes visible (``exists``, ``list``, ``reader``) only when
+  its writer commits. A writer that is aborted leaves nothing; a writer interrupted by a crash or a
+  killed server leaves no object, only an *unfinished upload* that ``unfinished_uploads`` reports and
+  ``abort_upload`` removes (retention does so once it is older than a day).
+- Every failure raises ``StorageError`` (or a subclass) whose message names the region, the object
+  and what to do: ``BucketMissingError``, ``CredentialsError`` (naming the variables, never their
+  values), ``ObjectMissingError``. Transient errors are retried inside the backend first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-from ops_project.config import RegionConfig, secret
+from ops_project.common.errors import ConfigError
+from ops_project.storage.config import RegionConfig
 
 
 @dataclass(frozen=True)
@@ -22,62 +34,85 @@ class ObjectInfo:
 
 @dataclass(frozen=True)
 class UnfinishedUpload:
-    """An upload that was started and never completed nor aborted (a crash, a killed server)."""
+    """A write that was started and neither committed nor aborted (a crash, a killed server)."""
 
-    key: str
-    upload_id: str
+    key: str  # the key the object would have had
+    upload_id: str  # the backend's handle for it (an S3 upload id; a local temporary file's name)
     initiated: float  # unix seconds
 
 
 class ObjectWriter(Protocol):
-    def write(self, data: bytes) -> int: ...
-    def commit(self) -> int: ...
-    def abort(self) -> None: ...
+    def write(self, data: bytes) -> int:
+        """Append ``data``; memory stays bounded (a few parts). Raises StorageError if the backend fails."""
+
+    def commit(self) -> int:
+        """Make the object visible under its key, replacing any older one; returns its size in bytes.
+
+        After a failed commit nothing new is visible (an earlier object under the key may remain).
+        """
+
+    def abort(self) -> None:
+        """Discard everything written; never raises for a backend that is already gone."""
 
 
 class ObjectStore(Protocol):
-    """What every backend offers. Keys are '/'-separated, relative to the region's root."""
+    region: str  # the configured region name, used in every message
 
-    region: str
+    def describe(self, key: str = "") -> str:
+        """Where ``key`` lives, for people: a path, or ``s3://bucket/prefix/key``. Never holds a secret."""
 
-    def describe(self, key: str = "") -> str: ...
-    def check(self) -> None: ...
-    def writer(self, key: str, size_hint: int | None = None) -> ObjectWriter: ...
-    def reader(self, key: str) -> BinaryIO: ...
-    def put_bytes(self, key: str, data: bytes) -> None: ...
-    def get_bytes(self, key: str) -> bytes: ...
-    def exists(self, key: str) -> bool: ...
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
-    def delete(self, key: str) -> None: ...
-    def unfinished_uploads(self, prefix: str = "") -> list[UnfinishedUpload]: ...
-    def abort_upload(self, upload: UnfinishedUpload) -> None: ...
+    def check(self) -> None:
+        """Fail early (StorageError) when the region cannot be used: missing bucket, bad credentials, no server."""
+
+    def writer(self, key: str, size_hint: int | None = None) -> ObjectWriter:
+        """A streaming writer for ``key``; ``size_hint`` is an upper bound of the size (part sizing)."""
+
+    def reader(self, key: str) -> BinaryIO:
+        """A streaming reader (context manager) of a committed object; ObjectMissingError if there is none.
+
+        Errors while reading surface as StorageError from ``read``.
+        """
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Write a small object in one call, all-or-nothing."""
+
+    def get_bytes(self, key: str) -> bytes:
+        """Read a small object whole; ObjectMissingError if there is none."""
+
+    def exists(self, key: str) -> bool:
+        """Whether a committed object is under ``key`` (unfinished writes do not count)."""
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Committed objects whose key starts with ``prefix``, in key order. Unfinished writes are not listed."""
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; deleting a key that does not exist is not an error."""
+
+    def unfinished_uploads(self, prefix: str = "") -> list[UnfinishedUpload]:
+        """Interrupted writes under ``prefix`` (what a crash left behind), oldest first."""
+
+    def abort_upload(self, upload: UnfinishedUpload) -> None:
+        """Remove an interrupted write; one that is already gone is not an error."""
 
 
 @dataclass(frozen=True)
 class S3Credentials:
+    """Resolved values (``ops_project.clients`` reads them from the variables the configuration names)."""
+
     endpoint_url: str | None = None
     access_key_id: str | None = None
     secret_access_key: str | None = None
 
 
-def credentials_from_env(region: RegionConfig, env: Mapping[str, str] | None = None) -> S3Credentials:
-    """Resolve the variables a region names (the CLI path; Dagster resolves them through EnvVar)."""
-    where = f"regions.{region.name}"
-    return S3Credentials(
-        endpoint_url=secret(region.endpoint_url_env, what=f"{where}.endpoint_url_env", env=env)
-        or region.endpoint_url,
-        access_key_id=secret(region.access_key_id_env, what=f"{where}.access_key_id_env", env=env),
-        secret_access_key=secret(region.secret_access_key_env, what=f"{where}.secret_access_key_env", env=env),
-    )
-
-
 def open_store(region: RegionConfig, creds: S3Credentials | None = None, *, part_size: int = 8 << 20) -> ObjectStore:
-    """The store for a configured region. ``creds`` default to the environment."""
+    """The store for a configured region. ``creds``: resolved S3 credentials (``None``: the default AWS chain)."""
     if region.kind == "local":
         from ops_project.storage.local import LocalStore
 
         return LocalStore(region.name, region.path)
     from ops_project.storage.s3 import S3Store
 
-    creds = creds if creds is not None else credentials_from_env(region)
-    return S3Store(region, creds, part_size=part_size)
+    if creds is None and any(region.secret_variables()):
+        raise ConfigError(f"region {region.name} names environment variables for its endpoint or credentials: "
+                          f"open it through ops_project.clients.Clients, which resolves them")
+    return S3Store(region, creds or S3Credentials(region.endpoint_url), part_size=part_size)

@@ -1,4 +1,9 @@
-"""The ``local`` backend: a directory. Used by the embedded default and by tests."""
+"""The ``local`` backend: a directory (the embedded default, an NFS mount, a second disk).
+
+A write goes to ``.partial-<name>.<random>`` beside its final path and is renamed on commit, so an
+object is all-or-nothing; a crash leaves the partial file, which is reported as an unfinished
+upload (never listed as an object), as S3 reports an interrupted multipart upload.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ops_project.errors import ObjectMissingError, StorageError
+from ops_project.common.errors import ObjectMissingError, StorageError
 from ops_project.storage import ObjectInfo, UnfinishedUpload
 
 PARTIAL = ".partial-"
@@ -97,19 +102,25 @@ class LocalStore:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def _walk(self, prefix: str) -> Iterator[tuple[str, Path]]:
+        """(key, path) of every file under ``prefix``, in key order, partial writes included."""
         base = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
         if not base.is_dir():
             return
+        found = []
         for dirpath, _dirs, files in os.walk(base):
-            for name in sorted(files):
-                # In-progress (or crashed) writes are listed under their temporary name, so that
-                # retention can see and eventually remove what a crash left behind.
+            for name in files:
                 full = Path(dirpath) / name
                 key = full.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
-                    st = full.stat()
-                    yield ObjectInfo(key, st.st_size, st.st_mtime)
+                    found.append((key, full))
+        yield from sorted(found)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        for key, full in self._walk(prefix):
+            if not full.name.startswith(PARTIAL):
+                st = full.stat()
+                yield ObjectInfo(key, st.st_size, st.st_mtime)
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -124,7 +135,19 @@ class LocalStore:
             parent = parent.parent
 
     def unfinished_uploads(self, prefix: str = "") -> list[UnfinishedUpload]:
-        return []  # an interrupted local write is a listed ".partial-" file, removed like any object
+        found = []
+        for key, full in self._walk(prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""):
+            if full.name.startswith(PARTIAL):
+                final = full.name[len(PARTIAL):].rsplit(".", 1)[0]
+                final_key = key.rsplit("/", 1)[0] + "/" + final if "/" in key else final
+                if final_key.startswith(prefix):
+                    try:
+                        found.append(UnfinishedUpload(final_key, key, full.stat().st_mtime))
+                    except FileNotFoundError:  # committed or aborted meanwhile
+                        continue
+        return sorted(found, key=lambda u: u.initiated)
 
     def abort_upload(self, upload: UnfinishedUpload) -> None:
-        raise StorageError(f"region {self.region}: local regions have no multipart uploads to abort")
+        if not upload.upload_id.rsplit("/", 1)[-1].startswith(PARTIAL):
+            raise StorageError(f"region {self.region}: {upload.upload_id!r} is not an unfinished local write")
+        self.delete(upload.upload_id)

@@ -17,9 +17,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from ops_project.config import RegionConfig
-from ops_project.errors import BucketMissingError, CredentialsError, ObjectMissingError, StorageError
+from ops_project.common.errors import BucketMissingError, CredentialsError, ObjectMissingError, StorageError
 from ops_project.storage import ObjectInfo, S3Credentials, UnfinishedUpload
+from ops_project.storage.config import RegionConfig
 
 _CRED_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "InvalidToken",
                "ExpiredToken", "AuthorizationHeaderMalformed"}
@@ -153,13 +153,17 @@ class S3Store:
                     found.append(UnfinishedUpload(up["Key"][strip:], up["UploadId"], up["Initiated"].timestamp()))
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, "listing unfinished uploads under", prefix) from None
-        return found
+        return sorted(found, key=lambda u: u.initiated)
 
     def abort_upload(self, upload: UnfinishedUpload) -> None:
         try:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._key(upload.key),
                                                UploadId=upload.upload_id)
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) == "NoSuchUpload":
+                return  # already gone: the contract's outcome
+            raise self._error(exc, "aborting the unfinished upload of", upload.key) from None
+        except BotoCoreError as exc:
             raise self._error(exc, "aborting the unfinished upload of", upload.key) from None
 
 

@@ -1,0 +1,95 @@
+"""What backups a region holds: complete ones (with a manifest) and incomplete leftovers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ops_project.backups.layout import MANIFEST, VERIFICATION, backup_prefix, backup_time, database_prefix, parse_key
+from ops_project.backups.manifest import Manifest
+from ops_project.common.errors import IntegrityError
+from ops_project.storage import ObjectInfo, ObjectStore
+
+
+@dataclass
+class BackupEntry:
+    region: str
+    database: str
+    backup_id: str
+    objects: list[ObjectInfo] = field(default_factory=list)
+    manifest: Manifest | None = None
+    verification: dict | None = None  # the last restore verification's record, if any
+    problem: str | None = None  # a manifest that exists but cannot be read: kept, reported, never restored
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.verification and self.verification.get("passed"))
+
+    @property
+    def complete(self) -> bool:
+        return self.manifest is not None
+
+    @property
+    def taken_at(self) -> datetime:
+        return backup_time(self.backup_id)
+
+    @property
+    def newest_object_time(self) -> float:
+        return max((o.modified for o in self.objects), default=0.0)
+
+    @property
+    def keys(self) -> list[str]:
+        return [o.key for o in self.objects]
+
+
+def read_manifest(store: ObjectStore, database: str, backup_id: str) -> Manifest:
+    key = backup_prefix(database, backup_id) + MANIFEST
+    raw = store.get_bytes(key)
+    try:
+        return Manifest.from_json(raw)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise IntegrityError(f"region {store.region}: manifest {store.describe(key)} is unreadable ({exc})") from None
+
+
+def list_backups(store: ObjectStore, database: str | None = None, *, read_manifests: bool = True) -> list[BackupEntry]:
+    """Every backup in ``store`` (oldest first), complete or not."""
+    entries: dict[tuple[str, str], BackupEntry] = {}
+    prefix = database_prefix(database) if database else "backups/"
+    for info in store.list(prefix):
+        parsed = parse_key(info.key)
+        if not parsed:
+            continue
+        db, backup_id, _name = parsed
+        entry = entries.setdefault((db, backup_id), BackupEntry(store.region, db, backup_id))
+        entry.objects.append(info)
+    out = sorted(entries.values(), key=lambda e: (e.database, e.backup_id))
+    if read_manifests:
+        for entry in out:
+            if any(k.endswith("/" + MANIFEST) for k in entry.keys):
+                try:
+                    entry.manifest = read_manifest(store, entry.database, entry.backup_id)
+                except IntegrityError as exc:  # one bad manifest must not hide every other backup
+                    entry.problem = str(exc)
+            if entry.complete and any(k.endswith("/" + VERIFICATION) for k in entry.keys):
+                try:
+                    entry.verification = json.loads(store.get_bytes(
+                        backup_prefix(entry.database, entry.backup_id) + VERIFICATION))
+                except ValueError:
+                    entry.verification = None  # an unreadable record proves nothing
+    return out
+
+
+def verified_ids(entries: list[BackupEntry]) -> set[tuple[str, str]]:
+    """(database, backup_id) of every backup that passed restore verification in any region."""
+    return {(e.database, e.backup_id) for e in entries if e.verified}
+
+
+def complete_backups(store: ObjectStore, database: str) -> list[BackupEntry]:
+    return [e for e in list_backups(store, database) if e.complete]
+
+
+def find_for_partition(store: ObjectStore, database: str, partition_key: str) -> BackupEntry | None:
+    """The newest complete backup taken for a partition (window) key, if any."""
+    matches = [e for e in complete_backups(store, database) if e.manifest.partition_key == partition_key]
+    return matches[-1] if matches else None

@@ -1,0 +1,255 @@
+"""Fetch a backup from a region and turn it back into a database, checking hashes on the way.
+
+stored bytes → sha256 (stored) → [age -d] → zstd -d → sha256 (plaintext) → scratch file, in one
+streamed pass with bounded memory. Then, for PostgreSQL, ``pg_restore`` into a database. The
+same code serves restore verification, DR drills and ``python -m ops_project backups restore``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import psycopg.sql
+import pyrage
+import zstandard
+
+from ops_project.backups.catalog import BackupEntry, list_backups
+from ops_project.backups.engines.postgres import parse_url, redact_url
+from ops_project.backups.layout import MANIFEST, backup_prefix
+from ops_project.backups.manifest import Manifest
+from ops_project.common.errors import EncryptionError, IntegrityError, OpsError
+from ops_project.common.streams import HashingReader, HashingWriter, Progress, decompress_frame, drain
+from ops_project.storage import ObjectStore
+
+
+class RestoreError(OpsError):
+    """A backup could not be restored; the message names the object and the cause."""
+
+
+class NoBackupError(RestoreError):
+    pass
+
+
+@dataclass
+class Timings:
+    download: float = 0.0
+    decode: float = 0.0  # decrypt + decompress + write
+    restore: float = 0.0
+    checks: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.download + self.decode + self.restore + self.checks
+
+
+@dataclass
+class Fetched:
+    manifest: Manifest
+    region: str
+    object_url: str
+    plaintext: Path
+    stored_sha256: str
+    plaintext_sha256: str
+    stored_size: int
+    plaintext_size: int
+    timings: Timings = field(default_factory=Timings)
+
+
+def find_backup(store: ObjectStore, database: str, backup_id: str | None = "latest") -> BackupEntry:
+    """A complete backup by id, or the newest one (``latest`` / None)."""
+    entries = list_backups(store, database)
+    complete = [e for e in entries if e.complete]
+    if backup_id not in (None, "latest"):
+        for entry in entries:
+            if entry.backup_id == backup_id:
+                if entry.complete:
+                    return entry
+                raise NoBackupError(
+                    f"region {store.region}: {store.describe(backup_prefix(database, backup_id) + MANIFEST)} is "
+                    f"missing: backup {backup_id} is incomplete and cannot be restored; choose another backup")
+        newest = f" (newest is {complete[-1].backup_id}; see `backups list`)" if complete else ""
+        raise NoBackupError(f"region {store.region}: no backup {backup_id} of {database}{newest}")
+    trusted = [e for e in complete if not (e.verification and e.verification.get("passed") is False)]
+    if not trusted:
+        raise NoBackupError(f"region {store.region}: no complete backup of {database} that has not failed "
+                            f"restore verification" if complete else
+                            f"region {store.region}: no complete backup of {database}")
+    return trusted[-1]  # the newest one not known to be bad (pass --backup-id to take another)
+
+
+def fetch(store: ObjectStore, manifest: Manifest, dest: Path, *, identities: list | None = None,
+          progress: Progress | None = None, check: bool = True) -> Fetched:
+    """Download, decrypt, decompress into ``dest``; raise IntegrityError naming the object on any mismatch.
+
+    With ``check`` (the default) the stored and plaintext sha256 are compared with the manifest and a
+    mismatch raises; without it the caller compares (restore verification reports each as a check).
+    On failure ``dest`` is removed.
+    """
+    key = backup_prefix(manifest.database, manifest.backup_id) + manifest.data_object
+    url = store.describe(key)
+    if manifest.encryption and not identities:
+        raise EncryptionError(f"{url} is age-encrypted: give the identity file (OPS_AGE_IDENTITY_FILE or --identity)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        with store.reader(key) as raw, open(dest, "wb") as out:
+            reader = HashingReader(raw, progress=progress, total=manifest.stored_size_bytes)
+            sink = HashingWriter(out)
+            if manifest.encryption:
+                _decrypt_then_decompress(reader, sink, identities, url)
+            else:
+                decompress_frame(reader, sink, what=url)
+            drain(reader)  # anything after the frame still counts towards the sha256
+            out.flush()
+            os.fsync(out.fileno())
+    except zstandard.ZstdError as exc:
+        dest.unlink(missing_ok=True)
+        raise IntegrityError(f"{url}: not a valid zstd stream ({exc}): the stored object is corrupt or "
+                             f"truncated; use another backup or region") from None
+    except OSError as exc:
+        dest.unlink(missing_ok=True)
+        raise RestoreError(f"restoring {url} into {dest} failed: {exc.strerror or exc} "
+                           f"(free space at {dest.parent}: {_free(dest.parent)})") from None
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    total = time.perf_counter() - started
+    fetched = Fetched(manifest, store.region, url, dest, reader.hexdigest, sink.hexdigest,
+                      reader.size, sink.size, Timings(download=reader.seconds, decode=total - reader.seconds))
+    if check:
+        check_hashes(fetched)
+    return fetched
+
+
+def check_hashes(fetched: Fetched) -> None:
+    manifest, url, dest = fetched.manifest, fetched.object_url, fetched.plaintext
+    if fetched.stored_sha256 != manifest.sha256_stored:
+        dest.unlink(missing_ok=True)
+        raise IntegrityError(f"{url}: sha256 of the stored bytes is {fetched.stored_sha256} ({fetched.stored_size} "
+                             f"bytes), the manifest says {manifest.sha256_stored} ({manifest.stored_size_bytes} "
+                             f"bytes): the object is corrupt; use another backup or region")
+    if fetched.plaintext_sha256 != manifest.sha256_plaintext:
+        dest.unlink(missing_ok=True)
+        raise IntegrityError(f"{url}: sha256 of the restored plaintext is {fetched.plaintext_sha256}, the manifest "
+                             f"says {manifest.sha256_plaintext}: the manifest or the object was altered")
+
+
+def _free(path: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(path).free / 2**20:.1f} MiB"
+    except OSError:
+        return "unknown"
+
+
+def _decrypt_then_decompress(reader, sink, identities, url: str) -> None:
+    """age decryption in a thread feeding the decompressor through a pipe (pyrage reads, it does not stream out)."""
+    r_fd, w_fd = os.pipe()
+    errors: list[BaseException] = []
+
+    def decrypt() -> None:
+        try:
+            with open(w_fd, "wb") as w:
+                pyrage.decrypt_io(reader, w, identities)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=decrypt, name="age-decrypt", daemon=True)
+    thread.start()
+    try:
+        with open(r_fd, "rb") as r:
+            decompress_frame(r, sink, what=url)
+            drain(r)  # let the decryption finish (and authenticate the last chunk)
+    except (zstandard.ZstdError, IntegrityError):
+        thread.join()
+        if errors:  # the decryption failed first: that is the real cause
+            raise _decrypt_error(errors[0], url) from None
+        raise
+    thread.join()
+    if errors:
+        raise _decrypt_error(errors[0], url) from None
+
+
+def _decrypt_error(exc: BaseException, url: str) -> Exception:
+    if isinstance(exc, OpsError):
+        return exc
+    return IntegrityError(f"{url}: age decryption failed ({exc}): wrong identity, or the object is corrupt")
+
+
+def restore_postgres(dump: Path, target_url: str) -> float:
+    """pg_restore a custom-format dump into an existing empty database; seconds taken."""
+    info = parse_url(target_url, what="the database to restore into")
+    env = dict(os.environ)
+    if info.get("password"):
+        env["PGPASSWORD"] = str(info.pop("password"))
+    t = time.perf_counter()
+    proc = subprocess.run(["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--no-password",
+                           f"--dbname={psycopg.conninfo.make_conninfo(**info)}", str(dump)],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RestoreError(f"pg_restore of {dump.name} into {info.get('dbname')} failed: "
+                           f"{proc.stderr.strip()[-1500:]}")
+    return time.perf_counter() - t
+
+
+def restore_to_file(store: ObjectStore, manifest: Manifest, target: str | Path, *, identities: list | None = None,
+                    force: bool = False, progress: Progress | None = None) -> tuple[Fetched, Path]:
+    """Restore a SQLite backup to ``target``: written beside it, hashes checked, then renamed into place.
+
+    The path never holds a half-restored database; an existing file is replaced only with ``force``.
+    """
+    dest = Path(target).expanduser().resolve()
+    if dest.exists() and not force:
+        raise OpsError(f"{dest} already exists: choose another path, or --force to replace it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.restoring-", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        fetched = fetch(store, manifest, tmp, identities=identities, progress=progress)
+        for sidecar in ("-wal", "-shm", "-journal"):  # stale sidecars would be replayed onto the restore
+            Path(f"{dest}{sidecar}").unlink(missing_ok=True)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return fetched, dest
+
+
+def restore_to_database(store: ObjectStore, manifest: Manifest, target_url: str, *, identities: list | None = None,
+                        force: bool = False, scratch_dir: str | Path | None = None,
+                        progress: Progress | None = None) -> tuple[Fetched, float]:
+    """Restore a PostgreSQL backup into the database ``target_url`` names (created if missing).
+
+    A database that already holds tables is refused unless ``force``. Returns the fetch and the
+    seconds ``pg_restore`` took.
+    """
+    info = parse_url(target_url, what="--to")
+    name = info.get("dbname")
+    if not name:
+        raise OpsError("--to for a PostgreSQL backup must be a URL naming the database to restore into")
+    admin = psycopg.conninfo.make_conninfo(**{**info, "dbname": "postgres"})
+    with psycopg.connect(admin, autocommit=True) as con:
+        exists = con.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            con.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+    if exists:
+        with psycopg.connect(target_url) as con:
+            used = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN "
+                               "('pg_catalog', 'information_schema')").fetchone()[0]
+        if used and not force:
+            raise OpsError(f"database {redact_url(target_url)} already holds {used} tables: restore into a new "
+                           f"database")
+    work = Path(tempfile.mkdtemp(prefix="ops-restore-", dir=scratch_dir))
+    try:
+        fetched = fetch(store, manifest, work / "restore.pgdump", identities=identities, progress=progress)
+        seconds = restore_postgres(fetched.plaintext, target_url)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return fetched, seconds

@@ -1,0 +1,41 @@
+"""Backup windows: a window [start, end) may be backed up only from its end until it closes.
+
+A snapshot taken later would store today's data under that window's name, so it is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ops_project.common.errors import WindowClosedError
+
+
+@dataclass(frozen=True)
+class Window:
+    """A backup window [start, end) and the time after which it may no longer be backed up."""
+
+    key: str
+    start: datetime
+    end: datetime
+    closes: datetime
+
+
+def check_window(window: Window, now: datetime) -> None:
+    """A window may be backed up only between its end and its closing time (end + grace)."""
+    if now < window.end:
+        raise WindowClosedError(
+            f"backup window {window.key} ends at {window.end.isoformat()}; it cannot be backed up before "
+            f"then (now {now.isoformat()}). Materialise the latest finished window instead.")
+    if now > window.closes:
+        raise WindowClosedError(
+            f"backup window {window.key} ended at {window.end.isoformat()} and could be backed up until "
+            f"{window.closes.isoformat()}; it is now {now.isoformat()}. A snapshot taken now would store "
+            f"today's data under that window's name, so nothing was stored. Materialise the latest finished "
+            f"window, or take an ad-hoc backup with `python -m ops_project backups take`.")
+
+
+def make_window(key: str, start: datetime, end: datetime, grace_minutes: int | None) -> Window:
+    """Default grace: one window length, so the latest finished window can always still be taken."""
+    grace = timedelta(minutes=grace_minutes) if grace_minutes else end - start
+    return Window(key=key, start=start, end=end, closes=end + grace)

@@ -1,0 +1,45 @@
+"""``python -m ops_project``: the tools on-call needs when Dagster itself is down.
+
+Uses the same domain code as the assets and never imports Dagster, so it starts fast. One module
+per command group (``backups``, ``demo``); this one parses and maps errors to the exit codes in
+``exits``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ops_project.cli import backups, demo, exits
+from ops_project.common.errors import IntegrityError, OpsError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ops_project", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="configuration file (default: $OPS_CONFIG or ops.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    with_config = demo.add_parsers(sub) + backups.add_parsers(sub)
+    for p in with_config:  # --config is accepted after the command too
+        p.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from ops_project.backups.restore import NoBackupError
+
+    try:
+        return args.func(args)
+    except NoBackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exits.NO_BACKUP
+    except IntegrityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exits.UNTRUSTED
+    except OpsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exits.FAILED
+    except KeyboardInterrupt:
+        print("interrupted: nothing was marked complete", file=sys.stderr)
+        return exits.INTERRUPTED

@@ -1,0 +1,185 @@
+"""``backups take|list|verify|restore``: the backup tools on-call needs when Dagster itself is down."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ops_project.cli import exits
+from ops_project.cli.progress import ProgressBar
+from ops_project.common.errors import OpsError
+
+
+def _clients(args: argparse.Namespace):
+    from ops_project.clients import Clients
+    from ops_project.config import load_config
+
+    return Clients(load_config(args.config))
+
+
+def _identities(clients, path: str | None) -> list | None:
+    from ops_project.backups.encryption import parse_identities
+
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise OpsError(f"cannot read the age identity file {path}: {exc.strerror}") from None
+        return parse_identities(text, source=f"identity file {path}")
+    return clients.identities()
+
+
+def _locate(args: argparse.Namespace):
+    """(clients, database config, store, manifest) for --database/--backup-id/--region."""
+    from ops_project.backups.restore import find_backup
+
+    clients = _clients(args)
+    cfg = clients.cfg
+    db = cfg.database(args.database)
+    store = clients.store(cfg.region(args.region) if args.region else cfg.restore_region)
+    entry = find_backup(store, db.name, args.backup_id)
+    return clients, db, store, entry.manifest
+
+
+def cmd_take(args: argparse.Namespace) -> int:
+    from ops_project.backups.layout import backup_prefix
+    from ops_project.backups.replicate import replicate
+    from ops_project.backups.take import take_backup
+
+    clients = _clients(args)
+    cfg = clients.cfg
+    db = cfg.database(args.database)
+    pg_url = clients.database_url(db)
+    recipients = clients.recipients()
+    primary = clients.store(cfg.primary)
+    log = (lambda m: print(m, file=sys.stderr)) if not args.quiet else (lambda m: None)
+    manifest = take_backup(db, primary, cfg.backup, pg_url=pg_url, recipients=recipients, log=log)
+    print(f"backup {manifest.backup_id} of {db.name}: {primary.describe(backup_prefix(db.name, manifest.backup_id))}")
+    for region in cfg.secondaries:
+        result = replicate(primary, clients.store(region), db.name, manifest.backup_id)
+        print(f"  replicated to {region.name}: {result.bytes} bytes, verified, lag {result.lag_seconds:.1f}s")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ops_project.backups.catalog import list_backups
+    from ops_project.backups.layout import backup_prefix
+
+    clients = _clients(args)
+    cfg = clients.cfg
+    if args.database:
+        cfg.database(args.database)
+    regions = [cfg.region(args.region)] if args.region else cfg.regions
+    rows = []
+    for region in regions:
+        store = clients.store(region)
+        for entry in list_backups(store, args.database):
+            m = entry.manifest
+            rows.append({
+                "region": region.name, "database": entry.database, "backup_id": entry.backup_id,
+                "complete": entry.complete, "verified": entry.verified, "problem": entry.problem,
+                "location": store.describe(backup_prefix(entry.database, entry.backup_id)),
+                "partition_key": m.partition_key if m else None,
+                "stored_size_bytes": m.stored_size_bytes if m else sum(o.size for o in entry.objects),
+                "source_size_bytes": m.source_size_bytes if m else None,
+                "rows": m.total_rows if m else None, "encrypted": bool(m and m.encryption),
+                "sha256_stored": m.sha256_stored if m else None,
+            })
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+        return 0
+    if not rows:
+        print("no backups")
+        return 0
+    print(f"{'region':<14} {'database':<12} {'backup_id':<20} {'state':<10} {'stored':>10} {'rows':>10}  location")
+    for r in rows:
+        state = ("verified" if r["verified"] else "complete") if r["complete"] else \
+            ("UNREADABLE" if r["problem"] else "INCOMPLETE")
+        rows_shown = r["rows"] if r["rows"] is not None else "-"
+        print(f"{r['region']:<14} {r['database']:<12} {r['backup_id']:<20} {state:<10} "
+              f"{r['stored_size_bytes'] / 2**20:>9.1f}M {rows_shown:>10}  {r['location']}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from ops_project.backups.verify import record, verify
+
+    clients, db, store, manifest = _locate(args)
+    cfg = clients.cfg
+    bar = ProgressBar(f"verifying {manifest.backup_id}", args.progress or sys.stderr.isatty())
+    try:
+        report = verify(store, db, manifest, rto_minutes=cfg.objectives.rto_minutes,
+                        identities=_identities(clients, args.identity), scratch_dir=cfg.restore.scratch_dir,
+                        pg_server_url=clients.scratch_server(db), progress=bar)
+    finally:
+        bar.close()
+    if not args.no_record:
+        record(store, report)
+    if args.json:
+        print(report.record().decode(), end="")
+    else:
+        print(report.markdown())
+    if report.passed:
+        return exits.OK
+    return exits.UNTRUSTED if report.conclusive else exits.FAILED
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from ops_project.backups.engines.postgres import redact_url
+    from ops_project.backups.restore import restore_to_database, restore_to_file
+
+    clients, db, store, manifest = _locate(args)
+    bar = ProgressBar(f"restoring {manifest.backup_id}", args.progress or sys.stderr.isatty())
+    identities = _identities(clients, args.identity)
+    try:
+        if manifest.engine == "sqlite":
+            fetched, dest = restore_to_file(store, manifest, args.to, identities=identities, force=args.force,
+                                            progress=bar)
+        else:
+            fetched, seconds = restore_to_database(store, manifest, args.to, identities=identities,
+                                                   force=args.force, scratch_dir=clients.cfg.restore.scratch_dir,
+                                                   progress=bar)
+    finally:
+        bar.close()
+    if manifest.engine == "sqlite":
+        print(f"restored {db.name} backup {manifest.backup_id} from {fetched.object_url} to {dest} "
+              f"({fetched.plaintext_size} bytes, sha256 verified)")
+    else:
+        print(f"restored {db.name} backup {manifest.backup_id} from {fetched.object_url} into "
+              f"{redact_url(args.to)} (pg_restore {seconds:.1f}s, sha256 verified)")
+    return 0
+
+
+def add_parsers(sub) -> list[argparse.ArgumentParser]:
+    backups = sub.add_parser("backups", help="take and list backups without Dagster")
+    bsub = backups.add_subparsers(dest="action", required=True)
+    take = bsub.add_parser("take", help="snapshot now into the primary region, then replicate everywhere")
+    take.add_argument("--database", required=True)
+    take.add_argument("--quiet", action="store_true")
+    take.set_defaults(func=cmd_take)
+    lst = bsub.add_parser("list", help="list backups per region")
+    lst.add_argument("--database")
+    lst.add_argument("--region")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=cmd_list)
+    ver = bsub.add_parser("verify", help="restore a backup into scratch and prove it whole (exit 3 if not)")
+    res = bsub.add_parser("restore", help="restore a backup into a file (SQLite) or a database URL (PostgreSQL)")
+    for p in (ver, res):
+        p.add_argument("--database", required=True)
+        p.add_argument("--backup-id", default="latest", help="a backup id, or 'latest' (default)")
+        p.add_argument("--region", help="region to read from (default: restore.region, else the last region)")
+        p.add_argument("--identity", help="age identity file for encrypted backups "
+                                          "(default: the variable restore.age_identity_env names)")
+        p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
+    ver.add_argument("--json", action="store_true")
+    ver.add_argument("--no-record", action="store_true", help="do not store the verdict next to the backup")
+    ver.set_defaults(func=cmd_verify)
+    res.add_argument("--to", required=True, help="SQLite: a file path; PostgreSQL: postgresql://user@host/dbname "
+                                                 "(give the password through PGPASSWORD or ~/.pgpass, not here)")
+    res.add_argument("--force", action="store_true",
+                     help="replace an existing file / restore into a non-empty database")
+    res.set_defaults(func=cmd_restore)
+    return [take, lst, ver, res]

@@ -1,0 +1,87 @@
+"""The one factory: configuration → working clients, for the CLI and for Dagster alike.
+
+``env`` maps environment-variable names to values. The CLI passes ``os.environ``; a Dagster
+resource passes the values its ``EnvVar`` fields resolved, keyed by the variable names the
+configuration gives. Either way the same code turns them into stores, database handles,
+encryption keys and the notifier, and a missing variable is the same clear error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from ops_project.backups.encryption import parse_identities, parse_recipients
+from ops_project.common.config import DatabaseConfig, secret
+from ops_project.config import OpsConfig
+from ops_project.demo.database import ensure as ensure_demo
+from ops_project.notify.config import AlertsConfig
+from ops_project.notify.notifier import Notifier
+from ops_project.storage import ObjectStore, S3Credentials, open_store
+from ops_project.storage.config import RegionConfig
+
+
+class Clients:
+    def __init__(self, cfg: OpsConfig, env: Mapping[str, str] | None = None):
+        self.cfg = cfg
+        self.env = os.environ if env is None else env
+
+    def _secret(self, var: str | None, what: str) -> str | None:
+        return secret(var, what=what, env=self.env)
+
+    # storage ------------------------------------------------------------------------------------
+    def credentials(self, region: RegionConfig) -> S3Credentials:
+        where = f"regions.{region.name}"
+        return S3Credentials(
+            endpoint_url=self._secret(region.endpoint_url_env, f"{where}.endpoint_url_env") or region.endpoint_url,
+            access_key_id=self._secret(region.access_key_id_env, f"{where}.access_key_id_env"),
+            secret_access_key=self._secret(region.secret_access_key_env, f"{where}.secret_access_key_env"),
+        )
+
+    def store(self, region: RegionConfig | str) -> ObjectStore:
+        region = self.cfg.region(region) if isinstance(region, str) else region
+        creds = self.credentials(region) if region.kind == "s3" else None
+        return open_store(region, creds, part_size=self.cfg.backup.part_size)
+
+    # databases ----------------------------------------------------------------------------------
+    def database_url(self, db: DatabaseConfig) -> str | None:
+        """Generate a configured demo database on first use; the PostgreSQL URL, if any."""
+        if db.engine == "sqlite":
+            if db.demo_size_mb and db.path is not None:
+                ensure_demo(db.path, db.demo_size_mb)
+            return None
+        return self._secret(db.url_env, f"databases.{db.name}.url_env")
+
+    def scratch_server(self, db: DatabaseConfig) -> str | None:
+        """The PostgreSQL server restores go to: ``restore.postgres_scratch_url_env``, else the source's."""
+        if db.engine != "postgres":
+            return None
+        var = self.cfg.restore.postgres_scratch_url_env
+        return self._secret(var, "restore.postgres_scratch_url_env") if var else self.database_url(db)
+
+    # encryption ---------------------------------------------------------------------------------
+    def recipients(self) -> list | None:
+        var = self.cfg.backup.encryption.age_recipients_env
+        text = self._secret(var, "backup.encryption.age_recipients_env")
+        return parse_recipients(text, source=f"environment variable {var}") if text else None
+
+    def identities(self) -> list | None:
+        var = self.cfg.restore.age_identity_env
+        text = self._secret(var, "restore.age_identity_env")
+        return parse_identities(text, source=f"environment variable {var}") if text else None
+
+    # alerts -------------------------------------------------------------------------------------
+    @property
+    def alerts(self) -> AlertsConfig:
+        return self.cfg.alerts or AlertsConfig()
+
+    def notifier(self) -> Notifier:
+        """The webhook notifier; every value of every variable the configuration names is scrubbed."""
+        alerts = self.alerts
+        state = alerts.state_dir or (self.cfg.source.parent / ".ops" / "alerts")
+        url = self.env.get(alerts.webhook_url_env) if alerts.webhook_url_env else None
+        secrets = {source.get(name, "") for name in self.cfg.secret_variables() for source in (self.env, os.environ)}
+        return Notifier(url or None, state, dedup_hours=alerts.dedup_hours, secrets=sorted(secrets))
+
+    def run_link(self, run_id: str) -> str:
+        return f"{self.alerts.ui_base_url.rstrip('/')}/runs/{run_id}"

@@ -1,0 +1,61 @@
+"""Configuration pieces every domain's section uses: the strict model base, names, secrets, databases.
+
+Each domain owns its section (``<domain>/config.py``); the root ``ops_project/config.py`` composes
+them and loads the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ops_project.common.errors import SecretMissingError
+
+NAME_RE = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors (a misspelt key must never be silently ignored); values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def five_field_cron(value: str) -> str:
+    if len(value.split()) != 5:
+        raise ValueError(f"{value!r} is not a five-field cron expression")
+    return value
+
+
+class DatabaseConfig(Strict):
+    """One database: backed up, verified, and (later) analysed, warmed from, measured."""
+
+    name: str = Field(pattern=NAME_RE)
+    engine: Literal["sqlite", "postgres"]
+    path: Path | None = None
+    url_env: str | None = None
+    demo_size_mb: float | None = Field(None, gt=0, description="generate a demo database here on first use")
+
+    @model_validator(mode="after")
+    def _engine_fields(self) -> DatabaseConfig:
+        if self.engine == "sqlite" and self.path is None:
+            raise ValueError("an sqlite database needs 'path'")
+        if self.engine == "postgres" and not self.url_env:
+            raise ValueError("a postgres database needs 'url_env' (the variable holding its URL)")
+        return self
+
+
+def secret(var: str | None, *, what: str, env: Mapping[str, str] | None = None) -> str | None:
+    """Read the environment variable ``var`` names; a clear error (never the value) when unset."""
+    if not var:
+        return None
+    env = os.environ if env is None else env
+    value = env.get(var)
+    if not value:
+        raise SecretMissingError(
+            f"environment variable {var} (named by {what}) is not set: export it before running"
+        )
+    return value

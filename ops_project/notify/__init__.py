@@ -1,0 +1,1 @@
+"""Alerts: the notifier (Slack-compatible webhook, deduplicated, outbox) and secret scrubbing."""

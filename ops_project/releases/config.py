@@ -1,0 +1,36 @@
+"""The ``releases`` section: which repository's tags are releases, and what deploy validation checks."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator
+
+from ops_project.common.config import Strict
+
+
+class ReleaseTarget(Strict):
+    base_url: str = "http://127.0.0.1:8080"
+    health_paths: list[str] = ["/health"]
+    latency_budget_ms: int = Field(200, gt=0)
+    requests_per_endpoint: int = Field(20, ge=1, le=10000)
+    max_error_rate: float = Field(0.01, ge=0, le=1)
+    p95_regression_factor: float = Field(1.5, gt=1)
+    rollout_timeout_seconds: float = Field(60, ge=0)
+    request_timeout_seconds: float = Field(5, gt=0)
+    smoke_tenant: str = "tenant-0001"
+
+
+class ReleasesConfig(Strict):
+    repo: str
+    tag_pattern: str = r"^v\d+\.\d+\.\d+$"
+    target: ReleaseTarget = ReleaseTarget()
+    rollback_command: list[str] | None = None
+    run_existing_on_first_tick: bool = False
+    minimum_interval_seconds: int = Field(60, ge=5)
+
+    @field_validator("tag_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        re.compile(value)
+        return value

@@ -1,0 +1,210 @@
+"""Deploy validation: is the deployed service really this release, and does it really work?
+
+Checks, each with its numbers: the served version (waiting for a rollout), every health endpoint,
+the booking smoke flow (services → availability → book → cancel, leaving nothing behind), a
+latency budget (p95 and error rate per endpoint) and a comparison with the last release that
+passed. HTTP goes through httpx with timeouts; retries are our own so that every failed attempt
+counts in the error rate, even when a retry then succeeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import httpx
+
+from ops_project.common.checks import Check, all_passed, render
+from ops_project.common.markdown import table
+from ops_project.releases.config import ReleaseTarget
+from ops_project.releases.rollback import rollback
+
+RETRIES = 2
+
+
+@dataclass
+class Verdict:
+    tag: str
+    checks: list[Check]
+    p95_ms: dict[str, float]
+    error_rate: float
+    rollback: dict | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all_passed(self.checks)
+
+    def markdown(self) -> str:
+        after = []
+        if self.p95_ms:
+            after += [table(["endpoint", "p95 (ms)"], [(path, f"{ms:.1f}") for path, ms in self.p95_ms.items()])]
+        if self.rollback:
+            after += ["", f"Rollback to `{self.rollback['to']}`: exit {self.rollback['exit_code']}",
+                      "```", self.rollback["output"][-2000:], "```"]
+        return render(f"Deploy validation of `{self.tag}`: {'PASSED' if self.passed else 'FAILED'}", self.checks,
+                      after=after)
+
+
+class _Http:
+    """Requests with our own retries; counts every attempt and every failed one."""
+
+    def __init__(self, target: ReleaseTarget):
+        self.client = httpx.Client(base_url=target.base_url.rstrip("/"), timeout=target.request_timeout_seconds)
+        self.attempts = 0
+        self.failures = 0
+
+    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), retries: int = RETRIES,
+                **kw) -> tuple[httpx.Response | None, float, str]:
+        last = ""
+        for _ in range(retries + 1):
+            self.attempts += 1
+            t = time.perf_counter()
+            try:
+                resp = self.client.request(method, path, **kw)
+                elapsed = (time.perf_counter() - t) * 1000
+                if resp.status_code in ok:
+                    return resp, elapsed, ""
+                last = f"{method} {path} answered {resp.status_code}: {resp.text[:200]}"
+                if resp.status_code < 500:
+                    self.failures += 1
+                    return resp, elapsed, last  # a 4xx is an answer, not a glitch: no retry
+            except httpx.HTTPError as exc:
+                elapsed = (time.perf_counter() - t) * 1000
+                last = f"{method} {path} failed: {type(exc).__name__}: {exc}"
+            self.failures += 1
+            time.sleep(0.05)
+        return None, elapsed, last
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)] if ordered else 0.0
+
+
+def check_version(http: _Http, tag: str, timeout: float) -> Check:
+    deadline, seen = time.monotonic() + timeout, None
+    while True:
+        resp, _, err = http.request("GET", "/version")
+        if resp is not None and resp.status_code == 200:
+            seen = resp.json().get("version")
+            if seen == tag:
+                return Check("version", True, f"serves {tag}")
+        if time.monotonic() >= deadline:
+            return Check("version", False, f"serves {seen!r}, expected {tag!r} (waited {timeout:.0f}s for the "
+                                           f"rollout){'; ' + err if err else ''}", {"served": str(seen)})
+        time.sleep(min(1.0, max(0.1, timeout / 20)))
+
+
+def check_health(http: _Http, paths: list[str]) -> Check:
+    bad = []
+    for path in paths:
+        resp, _, err = http.request("GET", path)
+        if resp is None or resp.status_code != 200:
+            bad.append(err or f"{path}: {resp.status_code if resp is not None else 'no answer'}")
+    return Check("health", not bad, f"{len(paths)} endpoint(s) healthy" if not bad else "; ".join(bad))
+
+
+SMOKE_CUSTOMER = "synthetic-monitor@ops.invalid"  # one stable customer: smoke runs add no customer rows
+
+
+def smoke_flow(http: _Http, tenant: str, tag: str) -> tuple[Check, int | None]:
+    """services → availability → book → cancel; the booking must be gone afterwards. Returns the service used."""
+    base = f"/tenants/{tenant}"
+
+    service = None
+
+    def fail(step: str, err: str) -> tuple[Check, int | None]:
+        return Check("smoke_flow", False, f"{step}: {err}"), service
+
+    resp, _, err = http.request("GET", f"{base}/services")
+    if resp is None or resp.status_code != 200:
+        return fail("list services", err)
+    body = resp.json()
+    if not body.get("services") or not body.get("staff"):
+        return fail("list services", "the tenant has no services or staff")
+    service, staff = body["services"][0]["id"], body["staff"][0]["id"]
+    day = date.today() + timedelta(days=400)
+    day += timedelta(days=(7 - day.weekday()) % 7)  # a Monday, far enough ahead to be free
+    resp, _, err = http.request("GET", f"{base}/availability",
+                                params={"date": day.isoformat(), "service_id": service, "staff_id": staff})
+    if resp is None or resp.status_code != 200:
+        return fail("availability", err)
+    slots = resp.json().get("slots") or []
+    if not slots:
+        return fail("availability", f"no free slot on {day} for staff {staff}")
+    # Different releases validated at once pick different slots; a POST is never retried (not idempotent).
+    slot = slots[int(hashlib.sha256(tag.encode()).hexdigest(), 16) % len(slots)]
+    resp, _, err = http.request("POST", f"{base}/bookings", ok=(201,), retries=0, json={
+        "service_id": service, "staff_id": staff, "starts_at": slot["starts_at"], "customer_email": SMOKE_CUSTOMER})
+    if resp is None or resp.status_code != 201:
+        return fail("book", err)
+    booking = resp.json()["id"]
+    resp, _, err = http.request("DELETE", f"{base}/bookings/{booking}")
+    if resp is None or resp.status_code != 200:
+        return fail("cancel", f"{err} (booking {booking} may be left behind)")
+    resp, _, _ = http.request("GET", f"{base}/bookings/{booking}", ok=(404,))
+    if resp is None or resp.status_code != 404:
+        return fail("clean-up", f"booking {booking} still exists after cancelling")
+    return Check("smoke_flow", True, f"booked and cancelled {booking} at {slot['starts_at']}; nothing left "
+                                     f"behind"), service
+
+
+def latency(http: _Http, target: ReleaseTarget, service: int | None) -> tuple[Check, dict[str, float], float]:
+    day = (date.today() + timedelta(days=30)).isoformat()
+    endpoints = [*target.health_paths, "/version", f"/tenants/{target.smoke_tenant}/services"]
+    if service is not None:  # the service the smoke flow found: a real one of this tenant
+        endpoints.append(f"/tenants/{target.smoke_tenant}/availability?date={day}&service_id={service}")
+    before_attempts, before_failures = http.attempts, http.failures
+    results: dict[str, float] = {}
+    for path in endpoints:
+        samples = []
+        for _ in range(target.requests_per_endpoint):
+            _resp, ms, _ = http.request("GET", path)
+            samples.append(ms)
+        results[path] = round(p95(samples), 2)
+    attempts = http.attempts - before_attempts
+    failures = http.failures - before_failures
+    rate = failures / attempts if attempts else 0.0
+    slow = [f"{p} p95 {ms:.0f} ms" for p, ms in results.items() if ms > target.latency_budget_ms]
+    ok = not slow and rate <= target.max_error_rate
+    msg = (f"p95 within {target.latency_budget_ms} ms on {len(results)} endpoints, error rate {rate:.2%}" if ok else
+           "; ".join([*(f"{s} > budget {target.latency_budget_ms} ms" for s in slow),
+                      *([f"error rate {rate:.2%} > {target.max_error_rate:.2%} ({failures}/{attempts} attempts)"]
+                        if rate > target.max_error_rate else [])]))
+    return Check("latency_budget", ok, msg, {"error_rate": round(rate, 4), "attempts": attempts,
+                                             "failed_attempts": failures}), results, rate
+
+
+def regression(p95_now: dict[str, float], previous: tuple[str, dict[str, float]] | None, factor: float) -> Check:
+    if previous is None:
+        return Check("regression", True, "no earlier release passed: nothing to compare with")
+    prev_tag, prev = previous
+    worse = [f"{p} {ms:.1f} ms vs {prev[p]:.1f} ms in {prev_tag}" for p, ms in p95_now.items()
+             if p in prev and ms > factor * prev[p] and ms - prev[p] > 5.0]  # 5 ms: below that it is noise
+    return Check("regression", not worse, f"p95 within {factor}× of {prev_tag}" if not worse else
+                 f"p95 regressed beyond {factor}×: " + "; ".join(worse), {"compared_with": prev_tag})
+
+
+def validate(tag: str, target: ReleaseTarget, *, previous: tuple[str, dict[str, float]] | None = None,
+             rollback_command: list[str] | None = None) -> Verdict:
+    http = _Http(target)
+    try:
+        version = check_version(http, tag, target.rollout_timeout_seconds)
+        smoke, service = smoke_flow(http, target.smoke_tenant, tag)
+        checks = [version, check_health(http, target.health_paths), smoke]
+        lat, p95s, rate = latency(http, target, service)
+        checks += [lat, regression(p95s, previous, target.p95_regression_factor)]
+    finally:
+        http.close()
+    verdict = Verdict(tag, checks, p95s, rate)
+    # Roll back only a release that is deployed and broken: if the service does not serve this tag (another,
+    # newer tag was deployed, or the rollout never happened), rolling back would undo someone else's release.
+    if not verdict.passed and rollback_command and previous is not None and version.passed:
+        verdict.rollback = rollback(rollback_command, previous[0])
+    return verdict

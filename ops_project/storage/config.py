@@ -1,0 +1,37 @@
+"""The ``regions`` section: where backups live. The first region is primary; the others hold replicas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ops_project.common.config import NAME_RE, Strict
+
+
+class RegionConfig(Strict):
+    name: str = Field(pattern=NAME_RE)
+    kind: Literal["local", "s3"]
+    path: Path | None = None
+    bucket: str | None = None
+    prefix: str = ""
+    endpoint_url: str | None = None
+    endpoint_url_env: str | None = None
+    region_name: str | None = None
+    access_key_id_env: str | None = None
+    secret_access_key_env: str | None = None
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> RegionConfig:
+        if self.kind == "local" and self.path is None:
+            raise ValueError("a local region needs 'path'")
+        if self.kind == "s3":
+            if not self.bucket:
+                raise ValueError("an s3 region needs 'bucket'")
+            if bool(self.access_key_id_env) != bool(self.secret_access_key_env):
+                raise ValueError("give both access_key_id_env and secret_access_key_env, or neither")
+        return self
+
+    def secret_variables(self) -> list[str | None]:
+        return [self.endpoint_url_env, self.access_key_id_env, self.secret_access_key_env]

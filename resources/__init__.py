@@ -1,0 +1,49 @@
+"""Configuration → Dagster resources. Secrets enter here as ``EnvVar`` and nowhere else.
+
+``ops.yaml`` names the environment variables; ``build_resources`` turns each name into an
+``EnvVar`` field, which Dagster resolves when a run starts and shows in the UI only by name.
+Resources hold only those resolved values and call the one factory, ``ops_project.clients``.
+"""
+
+from dagster import ConfigurableResource, EnvVar
+
+from ops_project.common.names import identifier
+from ops_project.config import OpsConfig
+from resources.backups import DatabaseResource, EncryptionResource
+from resources.config import OpsConfigResource
+from resources.notify import NotifierResource
+from resources.storage import RegionResource
+
+__all__ = ["DatabaseResource", "EncryptionResource", "NotifierResource", "OpsConfigResource", "RegionResource",
+           "build_resources", "database_key", "region_key"]
+
+
+def region_key(name: str) -> str:
+    return "region_" + identifier(name)
+
+
+def database_key(name: str) -> str:
+    return "database_" + identifier(name)
+
+
+def _env(name: str | None):
+    return EnvVar(name) if name else None
+
+
+def build_resources(cfg: OpsConfig) -> dict[str, ConfigurableResource]:
+    path = str(cfg.source)
+    resources: dict[str, ConfigurableResource] = {"ops_config": OpsConfigResource(path=path)}
+    for region in cfg.regions:
+        resources[region_key(region.name)] = RegionResource(
+            region=region.name, config_path=path, endpoint_url=_env(region.endpoint_url_env),
+            access_key_id=_env(region.access_key_id_env), secret_access_key=_env(region.secret_access_key_env))
+    for db in cfg.databases:
+        resources[database_key(db.name)] = DatabaseResource(
+            database=db.name, config_path=path, url=_env(db.url_env),
+            scratch_server_url=_env(cfg.restore.postgres_scratch_url_env))
+    resources["notifier"] = NotifierResource(
+        config_path=path, webhook_url=_env(cfg.alerts.webhook_url_env if cfg.alerts else None))
+    resources["encryption"] = EncryptionResource(
+        config_path=path, recipients=_env(cfg.backup.encryption.age_recipients_env),
+        identity=_env(cfg.restore.age_identity_env))
+    return resources

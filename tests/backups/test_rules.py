@@ -1,0 +1,96 @@
+"""Domain rules that used to live in the Dagster wiring, now plain functions tested without Dagster:
+retention's "verified in any region", the drill report's region and per-scenario summary, the RPO table."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from ops_project.backups.config import Retention
+from ops_project.backups.drills import DrillReport, ScenarioResult, report_region
+from ops_project.backups.layout import ID_FORMAT, MANIFEST, VERIFICATION, backup_prefix
+from ops_project.backups.manifest import Manifest, TableStats
+from ops_project.backups.retention import plan_region, plan_regions
+from ops_project.backups.rpo import RpoStatus, rpo_table, verified_rpo
+from ops_project.config import OpsConfig
+from ops_project.storage.local import LocalStore
+
+TZ = ZoneInfo("Africa/Johannesburg")
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def put_backup(store: LocalStore, at: datetime, *, verified: bool | None = None, db: str = "booking") -> str:
+    bid = at.strftime(ID_FORMAT)
+    prefix = backup_prefix(db, bid)
+    store.put_bytes(prefix + "data.sqlite.zst", b"x")
+    manifest = Manifest(database=db, engine="sqlite", backup_id=bid, partition_key=None,
+                        snapshot_started_at=at.isoformat(), snapshot_finished_at=at.isoformat(),
+                        source_size_bytes=1, stored_size_bytes=1, sha256_stored="0", sha256_plaintext="0",
+                        data_object="data.sqlite.zst", compression={"codec": "zstd", "level": 3}, encryption=None,
+                        schema_fingerprint="f", tables={"t": TableStats(1, "c")}, tool_versions={})
+    store.put_bytes(prefix + MANIFEST, manifest.to_json())
+    if verified is not None:
+        store.put_bytes(prefix + VERIFICATION, json.dumps({"passed": verified}).encode())
+    return bid
+
+
+def test_a_backup_verified_in_any_region_is_kept_in_every_region(tmp_path):
+    primary, dr = LocalStore("af", tmp_path / "af"), LocalStore("eu", tmp_path / "eu")
+    times = [NOW - timedelta(hours=h) for h in (30, 20, 10)]
+    ids = [put_backup(primary, t) for t in times]
+    for t, verified in zip(times, (True, False, None), strict=True):  # verified only in the DR region
+        put_backup(dr, t, verified=verified)
+    policy = Retention(keep_last=1, daily=0, weekly=0, monthly=0)
+
+    plans = plan_regions([primary, dr], policy, now=NOW, tz=TZ)
+    for p in plans:
+        assert p.keep[("booking", ids[0])] == ["newest verified"], p.region
+        assert p.keep[("booking", ids[2])] == ["keep_last"]
+        assert [e.backup_id for e in p.delete] == [ids[1]]
+    # On its own the primary knows of no verification: it would keep its newest complete backup instead.
+    alone = plan_region(primary, policy, now=NOW, tz=TZ)
+    assert ("booking", ids[0]) not in alone.keep and alone.keep[("booking", ids[2])] == ["keep_last",
+                                                                                         "newest complete"]
+
+
+def _cfg(regions: list[str], restore_region: str | None = None) -> OpsConfig:
+    return OpsConfig.model_validate({
+        "databases": [{"name": "booking", "engine": "sqlite", "path": "/tmp/x.db"}],
+        "regions": [{"name": n, "kind": "local", "path": f"/tmp/{n}"} for n in regions],
+        **({"restore": {"region": restore_region}} if restore_region else {})})
+
+
+def test_drill_reports_go_to_the_dr_region_never_the_primary():
+    assert report_region(_cfg(["af", "eu", "us"])) == "us"  # default DR region: the last
+    assert report_region(_cfg(["af", "eu", "us"], restore_region="eu")) == "eu"
+    assert report_region(_cfg(["af", "eu", "us"], restore_region="af")) == "us"  # restore from primary: not there
+    assert report_region(_cfg(["af"])) is None
+
+
+def test_drill_summary_per_scenario_is_the_worst_database():
+    report = DrillReport("2026-11-22", NOW.isoformat(), 7200, 240, [
+        ScenarioResult("region_loss", "booking", True, rto_seconds=3.0, rpo_minutes=50, notes=["restored"]),
+        ScenarioResult("region_loss", "core", False, rto_seconds=9.5, rpo_minutes=20, notes=["RTO missed"]),
+        ScenarioResult("database_loss", "booking", True, rto_seconds=1.0, rpo_minutes=5, notes=[]),
+    ])
+    loss = report.summary("region_loss")
+    assert (loss.passed, loss.worst_rto_seconds, loss.worst_rpo_minutes) == (False, 9.5, 50)
+    assert loss.description == "booking: pass (restored); core: FAIL (RTO missed)"
+    assert report.summary("database_loss").passed
+    nothing = report.summary("corrupt_latest")
+    assert not nothing.passed and nothing.description == "no database was drilled"  # never green when unsure
+    assert "| region_loss | core | - | - | 9.5 s | 20.0 min | FAIL | RTO missed |" in report.markdown()
+
+
+def test_rpo_table_and_status(tmp_path):
+    store = LocalStore("eu", tmp_path / "eu")
+    put_backup(store, NOW - timedelta(minutes=300), verified=True)
+    put_backup(store, NOW - timedelta(minutes=60), verified=False)
+    status = verified_rpo([store], "booking", 240, now=NOW)
+    assert (status.verified_age_minutes, status.newest_age_minutes, status.ok) == (300.0, 60.0, False)
+    none = RpoStatus("core", 240, None, None, None, None, None)
+    lines = rpo_table([status, none]).splitlines()
+    assert lines[0] == "| database | verified backup | age (min) | newest backup | age (min) | ok |"
+    assert lines[2] == (f"| booking | {status.verified_backup_id} | 300 | {status.newest_backup_id} | 60 | NO |")
+    assert lines[3] == "| core | - | - | - | - | NO |"

@@ -1,0 +1,69 @@
+"""The shared primitives: the check/verdict type and its markdown, tables, names, and the stream toolkit."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+
+import pytest
+import zstandard
+
+from ops_project.common.checks import Check, all_passed, render
+from ops_project.common.errors import IntegrityError
+from ops_project.common.markdown import table
+from ops_project.common.names import identifier
+from ops_project.common.streams import (
+    CHUNK,
+    CountingReader,
+    HashingReader,
+    HashingWriter,
+    copy,
+    decompress_frame,
+    sha256_of,
+)
+
+
+def test_verdict_follows_blocking_checks_only():
+    checks = [Check("a", True, "fine"), Check("b", False, "slow | very", blocking=False)]
+    assert all_passed(checks)
+    assert not all_passed([*checks, Check("c", False, "broken")])
+    md = render("Verdict: PASSED", checks, before=["From `here`."], after=["Done."])
+    assert md.splitlines() == ["### Verdict: PASSED", "", "From `here`.", "", "| check | result | detail |",
+                               "|---|---|---|", "| a | pass | fine |", "| b | FAIL | slow \\| very |", "", "Done."]
+
+
+def test_table_escapes_what_would_break_a_row():
+    assert table(["x", "y"], [("a|b", "line1\nline2"), (1, None)]).splitlines() == [
+        "| x | y |", "|---|---|", "| a\\|b | line1 line2 |", "| 1 | None |"]
+
+
+def test_identifier():
+    assert identifier("eu-west-1") == "eu_west_1" and identifier("booking") == "booking"
+
+
+def test_readers_and_writers_count_and_hash_like_hashlib():
+    payload = os.urandom(3 * CHUNK + 17)
+    seen = []
+    reader = HashingReader(io.BytesIO(payload), progress=lambda done, total: seen.append((done, total)),
+                           total=len(payload))
+    sink = io.BytesIO()
+    writer = HashingWriter(sink)
+    assert copy(reader, writer) == len(payload)
+    expected = hashlib.sha256(payload).hexdigest()
+    assert reader.hexdigest == writer.hexdigest == expected and sink.getvalue() == payload
+    assert reader.size == writer.size == len(payload)
+    assert seen[-1] == (len(payload), len(payload)) and len(seen) >= 4
+    assert sha256_of(io.BytesIO(payload)) == (expected, len(payload))
+    counter = CountingReader(io.BytesIO(b"abc"))
+    assert counter.read() == b"abc" and counter.size == 3 and counter.seconds >= 0
+
+
+def test_decompress_frame_bounded_and_truncation_is_an_integrity_error():
+    data = os.urandom(CHUNK) * 3
+    frame = zstandard.ZstdCompressor(level=1).compress(data)
+    out = io.BytesIO()
+    decompress_frame(io.BytesIO(frame), out, what="obj")
+    assert out.getvalue() == data
+    with pytest.raises(IntegrityError, match="obj: the zstd stream ends before its frame does"):
+        decompress_frame(io.BytesIO(frame[: len(frame) // 2]), io.BytesIO(), what="obj")

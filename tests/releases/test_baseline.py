@@ -1,0 +1,31 @@
+"""The release baseline: "the last good release before this tag", a plain function over recorded verdicts."""
+
+from __future__ import annotations
+
+import json
+
+from ops_project.releases.baseline import ReleaseOutcome, last_good_release
+
+
+def outcome(tag: str, passed: bool, p95: dict | None = None) -> ReleaseOutcome:
+    return ReleaseOutcome(tag, passed, p95 if p95 is not None else ({"/health": 3.0} if passed else None))
+
+
+def test_newest_other_passing_release_with_figures():
+    history = [outcome("v1.3.0", True), outcome("v1.2.1", False), outcome("v1.2.0", True, {"/x": 9.0}),
+               outcome("v1.1.0", True)]  # newest first
+    assert last_good_release(history, "v1.3.0") == ("v1.2.0", {"/x": 9.0})  # itself and failed ones skipped
+    assert last_good_release(history, "v1.4.0") == ("v1.3.0", {"/health": 3.0})
+    assert last_good_release([outcome("v1.0.0", False)], "v1.1.0") is None
+    assert last_good_release([], "v1.0.0") is None
+    # A passing record without p95 figures cannot be compared with: the next one is used.
+    assert last_good_release([ReleaseOutcome("v2.0.0", True, None), outcome("v1.9.0", True)], "v2.1.0")[0] == "v1.9.0"
+
+
+def test_outcome_from_recorded_metadata():
+    ok = ReleaseOutcome.from_metadata("v1.0.0", {"verdict": "passed", "p95_ms_json": json.dumps({"/h": 1.5})})
+    assert ok == ReleaseOutcome("v1.0.0", True, {"/h": 1.5})
+    assert ReleaseOutcome.from_metadata("v1", {"verdict": "failed", "p95_ms_json": "{}"}).passed is False
+    broken = ReleaseOutcome.from_metadata("v1", {"verdict": "passed", "p95_ms_json": "not json"})
+    assert broken.passed and broken.p95_ms is None  # unreadable figures are never a baseline
+    assert ReleaseOutcome.from_metadata("v1", {"verdict": "passed", "p95_ms_json": "[1, 2]"}).p95_ms is None

@@ -23,7 +23,7 @@ from psycopg import sql
 from ops_project.backups.engines import MASK64, Snapshot, SnapshotStats
 from ops_project.backups.manifest import TableStats
 from ops_project.common.errors import BackupError
-from ops_project.common.streams import CountingReader
+from ops_project.common.streams import CHUNK, CountingReader
 
 CHECKSUM_METHOD = ("postgres: sum mod 2^64 of a 64-bit hash per row, any order; "
                    "hrx: hash_record_extended(row, 0), md5: first 64 bits of md5(row::text)")
@@ -108,7 +108,7 @@ def _start_pg_dump(url: str, snapshot_id: str) -> subprocess.Popen:
     return subprocess.Popen(
         ["pg_dump", "--format=custom", "--compress=0", f"--snapshot={snapshot_id}", "--no-password",
          f"--dbname={psycopg.conninfo.make_conninfo(**info)}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=1 << 20, env=env)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=CHUNK, env=env)
 
 
 def _in_thread(fn: Callable[[], object]) -> tuple[Future, threading.Thread]:

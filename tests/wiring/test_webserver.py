@@ -22,7 +22,7 @@ from ops_project.config import load_config
 from tests.conftest import local_region
 from tests.servers import free_ports
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

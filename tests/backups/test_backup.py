@@ -33,7 +33,7 @@ from ops_project.config import load_config
 from tests.conftest import local_region, run, s3_region, unique
 from tests.servers import start_weed
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def download(store, database: str, backup_id: str, dest: Path) -> Path:

@@ -29,7 +29,7 @@ from resources import build_resources
 from tests.conftest import local_region, s3_region, unique
 from tests.servers import SECRET_KEY
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 JNB = ZoneInfo("Africa/Johannesburg")
 
 

@@ -35,6 +35,14 @@ class BackupEntry:
         return backup_time(self.backup_id)
 
     @property
+    def snapshot_at(self) -> datetime:
+        """The snapshot's point in time (a complete backup only): later writes are what a restore would lose."""
+        return datetime.fromisoformat(self.manifest.snapshot_started_at)
+
+    def age_minutes(self, now: datetime, *, digits: int = 1) -> float:
+        return round((now - self.snapshot_at).total_seconds() / 60, digits)
+
+    @property
     def newest_object_time(self) -> float:
         return max((o.modified for o in self.objects), default=0.0)
 

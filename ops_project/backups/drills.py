@@ -25,6 +25,8 @@ from pathlib import Path
 import psycopg
 
 from ops_project.backups.catalog import BackupEntry, complete_backups
+from ops_project.backups.engines import postgres as postgres_engine
+from ops_project.backups.engines import sqlite as sqlite_engine
 from ops_project.backups.layout import backup_prefix
 from ops_project.backups.restore import fetch, restore_postgres
 from ops_project.backups.scratch import scratch_database
@@ -130,8 +132,7 @@ class DrillContext:
 
 
 def _age_minutes(ctx: DrillContext, entry: BackupEntry) -> float:
-    taken = datetime.fromisoformat(entry.manifest.snapshot_started_at)
-    return round((ctx.now() - taken).total_seconds() / 60, 2)
+    return entry.age_minutes(ctx.now(), digits=2)
 
 
 def _judge(ctx: DrillContext, result: ScenarioResult, ok: bool) -> ScenarioResult:
@@ -269,7 +270,7 @@ def database_loss(ctx: DrillContext, db: DatabaseConfig) -> ScenarioResult:
             if db.engine == "sqlite":
                 con = sqlite3.connect(dest)
                 try:
-                    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                    tables, _columns = sqlite_engine.tables_and_columns(con)
                     result.notes += _run_queries(lambda q: con.execute(q).fetchall(), tables)
                 finally:
                     con.close()
@@ -289,8 +290,7 @@ def _restore_and_query_postgres(ctx: DrillContext, db: DatabaseConfig, dump: Pat
     with scratch_database(server, purpose="drill", what=f"the PostgreSQL server for {db.name}") as target:
         restore_postgres(dump, target)
         with psycopg.connect(target, autocommit=True) as con:
-            tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
-                                                "WHERE table_schema = 'public'")}
+            tables, _columns = postgres_engine.tables_and_columns(con)
             return _run_queries(lambda q: con.execute(q).fetchall(), tables)
 
 

@@ -35,20 +35,15 @@ class RpoStatus:
                 f"{self.verified_age_minutes:.0f} min old (objective {self.objective_minutes} min)")
 
 
-def _snapshot_time(entry: BackupEntry) -> datetime:
-    # The start of the snapshot is what a restore gets back: later writes are what would be lost.
-    return datetime.fromisoformat(entry.manifest.snapshot_started_at)
-
-
 def verified_rpo(stores: list[ObjectStore], database: str, objective_minutes: int, *, now: datetime) -> RpoStatus:
     entries = [e for store in stores for e in list_backups(store, database) if e.complete]
     verified_ids = {e.backup_id for e in entries if e.verified}
     good = [e for e in entries if e.backup_id in verified_ids]
-    newest = max(entries, key=_snapshot_time, default=None)
-    best = max(good, key=_snapshot_time, default=None)
+    newest = max(entries, key=lambda e: e.snapshot_at, default=None)
+    best = max(good, key=lambda e: e.snapshot_at, default=None)
 
     def age(entry: BackupEntry | None) -> float | None:
-        return round((now - _snapshot_time(entry)).total_seconds() / 60, 1) if entry else None
+        return entry.age_minutes(now) if entry else None
 
     return RpoStatus(database, objective_minutes, best.backup_id if best else None,
                      best.manifest.snapshot_started_at if best else None, age(best),

@@ -24,7 +24,7 @@ from ops_project.backups.codec import StreamResult, encode
 from ops_project.backups.config import BackupConfig
 from ops_project.backups.encryption import recipient_fingerprint
 from ops_project.backups.engines import SnapshotStats
-from ops_project.backups.layout import MANIFEST, backup_prefix, data_name, new_backup_id
+from ops_project.backups.layout import MANIFEST, backup_prefix, data_name, database_prefix, new_backup_id, parse_key
 from ops_project.backups.manifest import Manifest
 from ops_project.backups.windows import Window, check_window
 from ops_project.common.config import DatabaseConfig
@@ -54,8 +54,15 @@ def _size_hint(database: DatabaseConfig, pg_url: str | None) -> int | None:
 
 
 def reserve_id(store: ObjectStore, database: str, started: datetime) -> str:
-    """A new backup id for ``database``: the UTC start time, suffixed if that second is taken."""
+    """A new backup id for ``database``: the UTC start time, suffixed if that second is taken.
+
+    Taken means a backup with objects, or one whose data is still being written (an unfinished upload).
+    """
     taken = {e.backup_id for e in list_backups(store, database, read_manifests=False)}
+    for upload in store.unfinished_uploads(database_prefix(database)):
+        parsed = parse_key(upload.key)
+        if parsed:
+            taken.add(parsed[1])
     return new_backup_id(started, taken)
 
 

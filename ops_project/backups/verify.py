@@ -153,6 +153,7 @@ def _verify_sqlite(path: Path, manifest: Manifest) -> list[Check]:
     from concurrent.futures import ThreadPoolExecutor
 
     from ops_project.backups.engines.sqlite import stats_workers
+    from ops_project.backups.engines.sqlite import tables_and_columns as sqlite_tables_and_columns
 
     def connect() -> sqlite3.Connection:
         return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
@@ -168,8 +169,7 @@ def _verify_sqlite(path: Path, manifest: Manifest) -> list[Check]:
         con = connect()
         try:
             fk = con.execute("PRAGMA foreign_key_check").fetchall()
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            columns = {(t, r[1]) for t in tables for r in con.execute(f'PRAGMA table_info("{t}")')}
+            tables, columns = sqlite_tables_and_columns(con)
             return fk, booking_invariants(lambda q: con.execute(q).fetchone()[0], tables, columns)
         finally:
             con.close()
@@ -194,7 +194,7 @@ def _verify_postgres(dump: Path, manifest: Manifest, server_url: str, timings: T
 
 
 def _check_restored_postgres(dump: Path, manifest: Manifest, target: str, timings: Timings) -> list[Check]:
-    from ops_project.backups.engines.postgres import table_stats
+    from ops_project.backups.engines.postgres import table_stats, tables_and_columns
 
     try:
         timings.restore = restore_postgres(dump, target)
@@ -206,10 +206,7 @@ def _check_restored_postgres(dump: Path, manifest: Manifest, target: str, timing
     t = time.perf_counter()
     with psycopg.connect(target, autocommit=True) as con:
         restored.metadata["amcheck"] = _amcheck(con, restored)
-        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
-                                            "WHERE table_schema = 'public'")}
-        columns = {(r[0], r[1]) for r in con.execute("SELECT table_name, column_name FROM "
-                                                     "information_schema.columns WHERE table_schema='public'")}
+        tables, columns = tables_and_columns(con)
         checks = [restored, booking_invariants(lambda q: con.execute(q).fetchone()[0], tables, columns)]
         with con.transaction():
             checks += _compare_stats(manifest, table_stats(con))

@@ -56,6 +56,6 @@ def secret(var: str | None, *, what: str, env: Mapping[str, str] | None = None) 
     value = env.get(var)
     if not value:
         raise SecretMissingError(
-            f"environment variable {var} (named by {what}) is not set: export it before running"
+            f"environment variable {var} (named by {what}) is not set or empty: export it before running"
         )
     return value

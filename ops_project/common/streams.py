@@ -31,7 +31,9 @@ class Writable(Protocol):
 class CountingReader:
     """Reads from ``source`` and counts the bytes and the seconds spent waiting for them.
 
-    ``progress`` (optional) is called after each read with (bytes so far, ``total``).
+    ``read()`` without a size returns at most ``CHUNK`` bytes, never the whole stream: memory stays
+    bounded, and callers read until ``b""`` as with any stream. ``progress`` (optional) is called
+    after each read with (bytes so far, ``total``).
     """
 
     def __init__(self, source: Readable, *, progress: Progress | None = None, total: int = 0):
@@ -89,6 +91,7 @@ class HashingWriter:
         return len(data)
 
     def flush(self) -> None:
+        """Passed on to a sink that has one (a file); object-store writers have none and buffer parts."""
         flush = getattr(self._sink, "flush", None)
         if flush:
             flush()

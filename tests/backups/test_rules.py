@@ -13,6 +13,7 @@ from ops_project.backups.layout import ID_FORMAT, MANIFEST, VERIFICATION, backup
 from ops_project.backups.manifest import Manifest, TableStats
 from ops_project.backups.retention import plan_region, plan_regions
 from ops_project.backups.rpo import RpoStatus, rpo_table, verified_rpo
+from ops_project.backups.take import reserve_id
 from ops_project.config import OpsConfig
 from ops_project.storage.local import LocalStore
 
@@ -94,3 +95,16 @@ def test_rpo_table_and_status(tmp_path):
     assert lines[0] == "| database | verified backup | age (min) | newest backup | age (min) | ok |"
     assert lines[2] == (f"| booking | {status.verified_backup_id} | 300 | {status.newest_backup_id} | 60 | NO |")
     assert lines[3] == "| core | - | - | - | - | NO |"
+
+
+def test_a_backup_id_being_written_is_taken(tmp_path):
+    """Two backups started in the same second never share an id, even while the first one's data is in flight."""
+    store = LocalStore("af", tmp_path / "af")
+    first = reserve_id(store, "booking", NOW)
+    writer = store.writer(backup_prefix("booking", first) + "data.sqlite.zst")  # in flight: nothing listed yet
+    writer.write(b"partial")
+    assert list(store.list("backups/")) == []
+    second = reserve_id(store, "booking", NOW)
+    assert first == NOW.strftime(ID_FORMAT) and second == first + "-1"
+    writer.abort()
+    assert reserve_id(store, "booking", NOW) == first

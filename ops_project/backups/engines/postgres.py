@@ -69,6 +69,15 @@ def table_stats(con: psycopg.Connection) -> SnapshotStats:
     return SnapshotStats(fingerprint, tables)
 
 
+def tables_and_columns(con: psycopg.Connection) -> tuple[set[str], set[tuple[str, str]]]:
+    """Tables of the ``public`` schema and their (table, column) pairs: what the application queries read."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                        "WHERE table_schema = 'public'")}
+    columns = {(r[0], r[1]) for r in con.execute("SELECT table_name, column_name FROM information_schema.columns "
+                                                 "WHERE table_schema = 'public'")}
+    return tables, columns
+
+
 def _table_checksum(con: psycopg.Connection, ident: sql.Identifier, fast: bool) -> TableStats:
     """Row count and an order-independent checksum: the sum mod 2^64 of a 64-bit hash per row.
 

@@ -44,6 +44,13 @@ def user_tables(con: sqlite3.Connection) -> list[str]:
                                       "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
 
 
+def tables_and_columns(con: sqlite3.Connection) -> tuple[set[str], set[tuple[str, str]]]:
+    """User tables and their (table, column) pairs: what the application queries and invariants read."""
+    tables = set(user_tables(con))
+    columns = {(t, r[1]) for t in tables for r in con.execute(f"PRAGMA table_info({_quote(t)})")}
+    return tables, columns
+
+
 def table_digest(con: sqlite3.Connection, name: str) -> TableStats:
     """Row count and a content checksum that depends on the rows, not on where they are stored.
 

@@ -7,6 +7,7 @@ read only when a run needs them (``ops_project.clients``).
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,9 +18,10 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from ops_project.backups.config import BackupConfig, DrillConfig, Objectives, RestoreConfig
 from ops_project.common.config import DatabaseConfig, Strict
 from ops_project.common.errors import ConfigError
+from ops_project.common.names import identifier
 from ops_project.notify.config import AlertsConfig
 from ops_project.releases.config import ReleasesConfig
-from ops_project.storage.config import RegionConfig
+from ops_project.storage.config import RegionConfig, regions_overlap
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "ops.yaml"
@@ -53,6 +55,14 @@ class OpsConfig(Strict):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{label}: duplicate name(s) {', '.join(dupes)}")
+            # Resource keys, asset keys and check names use the identifier form: these would collide there.
+            for a, b in itertools.combinations(sorted(names), 2):
+                if identifier(a) == identifier(b):
+                    raise ValueError(f"{label}: {a} and {b} are the same name once '-' becomes '_'; rename one")
+        for a, b in itertools.combinations(self.regions, 2):
+            if regions_overlap(a, b):
+                raise ValueError(f"regions {a.name} and {b.name} overlap (the same or nested locations): a "
+                                 f"replica there would be no copy at all; give each region its own place")
         if self.restore.region and self.restore.region not in {r.name for r in self.regions}:
             raise ValueError(f"restore.region: {self.restore.region!r} is not one of the configured regions")
         return self

@@ -36,6 +36,23 @@ def test_ops_config_env_selects_another_file(tmp_path, monkeypatch, write_config
     (lambda d: d["backup"].update(retension={}), "backup.retension", "unknown key"),
     (lambda d: d["regions"].append(dict(d["regions"][0])), "(top level)", "duplicate name"),
     (lambda d: d["backup"].update(retention={"keep_last": 0}), "backup.retention.keep_last", "greater than"),
+    # Siblings that used to reach Dagster (a load error in the UI) or crash with a raw traceback:
+    (lambda d: d["backup"].update(cron="61 * * * *"), "backup.cron", "not a valid cron expression"),
+    (lambda d: d["backup"].update(retention_cron="0 25 * * *"), "backup.retention_cron", "not a valid cron"),
+    (lambda d: d.update(drills={"cron": "sometimes"}), "drills.cron", "five-field cron"),
+    (lambda d: d.update(drills={"cron": "0 2 31 2 *"}), "drills.cron", "not a valid cron expression"),
+    (lambda d: d.update(releases={"repo": "r", "tag_pattern": "v(\\d+"}), "releases.tag_pattern",
+     "not a valid regular expression"),
+    (lambda d: d["regions"].append({"name": "r-1", "kind": "local", "path": "r2"}) or
+     d["regions"].__setitem__(0, {"name": "r_1", "kind": "local", "path": "r1"}), "(top level)",
+     "r-1 and r_1 are the same name once '-' becomes '_'"),
+    (lambda d: d["databases"].append({"name": "booking-1", "engine": "sqlite", "path": "c.db"}) or
+     d["databases"].append({"name": "booking_1", "engine": "sqlite", "path": "d.db"}), "(top level)",
+     "booking-1 and booking_1 are the same name"),
+    (lambda d: d["regions"].append({"name": "r2", "kind": "local", "path": "r1/inner"}), "(top level)",
+     "regions r1 and r2 overlap"),
+    (lambda d: d["regions"].append({"name": "r2", "kind": "local", "path": "./r1"}), "(top level)",
+     "regions r1 and r2 overlap"),
 ])
 def test_bad_values_name_file_and_key(tmp_path, mutate, key, words):
     import yaml

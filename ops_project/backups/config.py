@@ -67,3 +67,8 @@ class DrillConfig(Strict):
     start: datetime = datetime(2026, 1, 5)
     scenarios: list[Literal["region_loss", "corrupt_latest", "database_loss"]] = [
         "region_loss", "corrupt_latest", "database_loss"]
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return five_field_cron(value)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ops_project.common.errors import SecretMissingError
@@ -25,8 +27,13 @@ class Strict(BaseModel):
 
 
 def five_field_cron(value: str) -> str:
+    """A five-field cron expression that Dagster's schedules accept (checked here, not at Dagster load)."""
     if len(value.split()) != 5:
         raise ValueError(f"{value!r} is not a five-field cron expression")
+    try:
+        next(CronSim(value, datetime(2026, 1, 1)))
+    except (CronSimError, StopIteration) as exc:
+        raise ValueError(f"{value!r} is not a valid cron expression ({exc})") from None
     return value
 
 

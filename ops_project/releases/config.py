@@ -32,5 +32,8 @@ class ReleasesConfig(Strict):
     @field_validator("tag_pattern")
     @classmethod
     def _pattern(cls, value: str) -> str:
-        re.compile(value)
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{value!r} is not a valid regular expression ({exc})") from None
         return value

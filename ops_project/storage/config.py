@@ -35,3 +35,20 @@ class RegionConfig(Strict):
 
     def secret_variables(self) -> list[str | None]:
         return [self.endpoint_url_env, self.access_key_id_env, self.secret_access_key_env]
+
+
+def _nested(a: str, b: str) -> bool:
+    a, b = a.strip("/"), b.strip("/")
+    return a == b or not a or not b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def regions_overlap(a: RegionConfig, b: RegionConfig) -> bool:
+    """Whether two regions share (or nest) a location: the same directory, or the same bucket and endpoint."""
+    if a.kind != b.kind:
+        return False
+    if a.kind == "local":
+        pa, pb = Path(a.path).expanduser().resolve(), Path(b.path).expanduser().resolve()
+        return pa == pb or pa in pb.parents or pb in pa.parents
+    same_endpoint = (a.endpoint_url_env, a.endpoint_url, a.region_name) == \
+        (b.endpoint_url_env, b.endpoint_url, b.region_name)
+    return same_endpoint and a.bucket == b.bucket and _nested(a.prefix, b.prefix)

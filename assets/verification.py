@@ -11,6 +11,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -22,6 +23,7 @@ from ops_project.backups.catalog import find_for_partition
 from ops_project.backups.restore import NoBackupError
 from ops_project.backups.rpo import rpo_table, verified_rpo
 from ops_project.backups.verify import CHECKS, Report, record, verify
+from ops_project.common.checks import Outcome
 from ops_project.common.names import identifier
 from ops_project.config import OpsConfig
 from resources import database_key, region_key
@@ -85,10 +87,18 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
                         scratch_dir=ops_cfg.restore.scratch_dir, pg_server_url=db_resource.server_for_scratch())
         record(store, report)
         (context.log.info if report.passed else context.log.error)(report.markdown())
+        if report.outcome is Outcome.INCONCLUSIVE:
+            # Our environment failed, not the backup: no check verdicts (they would read as a corrupt backup),
+            # a failed step that says "could not verify", and the backup's earlier verdict stands.
+            raise Failure(description=f"could not verify {database} backup {report.backup_id} from region "
+                                      f"{report.region} (inconclusive: not the backup's fault): {report.error}",
+                          metadata={"outcome": report.outcome.value, "backup_id": report.backup_id,
+                                    "report": MetadataValue.md(report.markdown())})
         t = report.timings
         return MaterializeResult(
             metadata={
                 "verdict": "passed" if report.passed else "FAILED",
+                "outcome": report.outcome.value,
                 "backup_id": report.backup_id, "region": report.region,
                 "object": MetadataValue.path(report.object_url),
                 "download_seconds": round(t.download, 3), "decode_seconds": round(t.decode, 3),

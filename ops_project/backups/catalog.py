@@ -6,7 +6,15 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ops_project.backups.layout import MANIFEST, VERIFICATION, backup_prefix, backup_time, database_prefix, parse_key
+from ops_project.backups.layout import (
+    DATA_NAMES,
+    MANIFEST,
+    VERIFICATION,
+    backup_prefix,
+    backup_time,
+    database_prefix,
+    parse_key,
+)
 from ops_project.backups.manifest import Manifest
 from ops_project.common.errors import IntegrityError
 from ops_project.storage import ObjectInfo, ObjectStore
@@ -25,6 +33,11 @@ class BackupEntry:
     @property
     def verified(self) -> bool:
         return bool(self.verification and self.verification.get("passed"))
+
+    @property
+    def failed_verification(self) -> bool:
+        """A restore verification convicted this backup (inconclusive runs are never recorded)."""
+        return bool(self.verification and self.verification.get("passed") is False)
 
     @property
     def complete(self) -> bool:
@@ -52,12 +65,23 @@ class BackupEntry:
 
 
 def read_manifest(store: ObjectStore, database: str, backup_id: str) -> Manifest:
+    """The manifest of one backup, bound to its place: it must name this database and this backup id, and a
+    data object inside this backup's own folder. Anything else is an IntegrityError (never restored)."""
     key = backup_prefix(database, backup_id) + MANIFEST
     raw = store.get_bytes(key)
     try:
-        return Manifest.from_json(raw)
+        manifest = Manifest.from_json(raw)
     except (ValueError, TypeError, KeyError) as exc:
         raise IntegrityError(f"region {store.region}: manifest {store.describe(key)} is unreadable ({exc})") from None
+    misplaced = [f"{name} {got!r} (its folder says {want!r})" for name, got, want in (
+        ("database", manifest.database, database), ("backup_id", manifest.backup_id, backup_id)) if got != want]
+    if manifest.data_object not in DATA_NAMES:
+        misplaced.append(f"data object {manifest.data_object!r} (expected one of {', '.join(sorted(DATA_NAMES))} "
+                         f"in the same folder)")
+    if misplaced:
+        raise IntegrityError(f"region {store.region}: manifest {store.describe(key)} does not belong to its folder: "
+                             f"{'; '.join(misplaced)}")
+    return manifest
 
 
 def list_backups(store: ObjectStore, database: str | None = None, *, read_manifests: bool = True) -> list[BackupEntry]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,7 +28,7 @@ from ops_project.backups.engines import postgres as postgres_engine
 from ops_project.backups.engines import sqlite as sqlite_engine
 from ops_project.backups.layout import backup_prefix
 from ops_project.backups.restore import fetch, restore_postgres
-from ops_project.backups.scratch import scratch_database
+from ops_project.backups.scratch import scratch_database, scratch_directory
 from ops_project.backups.verify import verify
 from ops_project.common.config import DatabaseConfig
 from ops_project.common.errors import OpsError
@@ -198,7 +197,7 @@ def corrupt_latest(ctx: DrillContext, db: DatabaseConfig) -> ScenarioResult:
         return result
     source, entries = found
     newest, previous = entries[-1], entries[-2]
-    with tempfile.TemporaryDirectory(prefix="ops-drill-", dir=ctx.scratch_dir) as tmp:
+    with scratch_directory("drill", ctx.scratch_dir) as tmp:
         # Copies, never the originals: the newest one is then corrupted on purpose.
         scratch = LocalStore(f"drill-copy-of-{source.region}", Path(tmp) / "region")
         for entry in (previous, newest):
@@ -264,7 +263,7 @@ def database_loss(ctx: DrillContext, db: DatabaseConfig) -> ScenarioResult:
     store, entry = found
     t = time.perf_counter()
     try:
-        with tempfile.TemporaryDirectory(prefix="ops-drill-", dir=ctx.scratch_dir) as tmp:
+        with scratch_directory("drill", ctx.scratch_dir) as tmp:
             dest = Path(tmp) / ("fresh.sqlite" if db.engine == "sqlite" else "fresh.pgdump")
             fetched = fetch(store, entry.manifest, dest, identities=ctx.identities)
             if db.engine == "sqlite":

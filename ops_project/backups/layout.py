@@ -15,8 +15,12 @@ ID_FORMAT = "%Y%m%dT%H%M%SZ"
 
 
 def data_name(engine: str, encrypted: bool) -> str:
+    """The data object's name inside its backup folder (one of ``DATA_NAMES``)."""
     base = "data.sqlite.zst" if engine == "sqlite" else "data.pgdump.zst"
     return base + (".age" if encrypted else "")
+
+
+DATA_NAMES = frozenset(data_name(engine, encrypted) for engine in ("sqlite", "postgres") for encrypted in (False, True))
 
 
 def backup_prefix(database: str, backup_id: str) -> str:

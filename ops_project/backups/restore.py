@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -21,11 +22,14 @@ import psycopg.sql
 import pyrage
 import zstandard
 
+from ops_project.backups.blame import blame
 from ops_project.backups.catalog import BackupEntry, list_backups
 from ops_project.backups.engines.postgres import parse_url, redact_url
 from ops_project.backups.layout import MANIFEST, backup_prefix
 from ops_project.backups.manifest import Manifest
-from ops_project.common.errors import EncryptionError, IntegrityError, OpsError
+from ops_project.backups.scratch import scratch_directory
+from ops_project.common.checks import Outcome
+from ops_project.common.errors import CorruptDatabaseError, EncryptionError, IntegrityError, OpsError
 from ops_project.common.streams import HashingReader, HashingWriter, Progress, decompress_frame, drain
 from ops_project.storage import ObjectStore
 
@@ -36,6 +40,10 @@ class RestoreError(OpsError):
 
 class NoBackupError(RestoreError):
     pass
+
+
+class WrongIdentityError(EncryptionError):
+    """The stored bytes match their sha256 and still do not decrypt: the identity is not the backup's."""
 
 
 @dataclass
@@ -72,12 +80,14 @@ def find_backup(store: ObjectStore, database: str, backup_id: str | None = "late
             if entry.backup_id == backup_id:
                 if entry.complete:
                     return entry
+                if entry.problem:  # a manifest that is there and cannot be trusted: the backup is bad
+                    raise IntegrityError(f"{entry.problem}; backup {backup_id} cannot be restored")
                 raise NoBackupError(
                     f"region {store.region}: {store.describe(backup_prefix(database, backup_id) + MANIFEST)} is "
                     f"missing: backup {backup_id} is incomplete and cannot be restored; choose another backup")
         newest = f" (newest is {complete[-1].backup_id}; see `backups list`)" if complete else ""
         raise NoBackupError(f"region {store.region}: no backup {backup_id} of {database}{newest}")
-    trusted = [e for e in complete if not (e.verification and e.verification.get("passed") is False)]
+    trusted = [e for e in complete if not e.failed_verification]
     if not trusted:
         raise NoBackupError(f"region {store.region}: no complete backup of {database} that has not failed "
                             f"restore verification" if complete else
@@ -103,17 +113,16 @@ def fetch(store: ObjectStore, manifest: Manifest, dest: Path, *, identities: lis
         with store.reader(key) as raw, open(dest, "wb") as out:
             reader = HashingReader(raw, progress=progress, total=manifest.stored_size_bytes)
             sink = HashingWriter(out)
-            if manifest.encryption:
-                _decrypt_then_decompress(reader, sink, identities, url)
-            else:
-                decompress_frame(reader, sink, what=url)
+            try:
+                if manifest.encryption:
+                    _decrypt_then_decompress(reader, sink, identities, url)
+                else:
+                    decompress_frame(reader, sink, what=url)
+            except (zstandard.ZstdError, IntegrityError, _DecryptFailed) as exc:
+                raise _undecodable(exc, reader, manifest, url) from None
             drain(reader)  # anything after the frame still counts towards the sha256
             out.flush()
             os.fsync(out.fileno())
-    except zstandard.ZstdError as exc:
-        dest.unlink(missing_ok=True)
-        raise IntegrityError(f"{url}: not a valid zstd stream ({exc}): the stored object is corrupt or "
-                             f"truncated; use another backup or region") from None
     except OSError as exc:
         dest.unlink(missing_ok=True)
         raise RestoreError(f"restoring {url} into {dest} failed: {exc.strerror or exc} "
@@ -149,6 +158,27 @@ def _free(path: Path) -> str:
         return "unknown"
 
 
+class _DecryptFailed(Exception):
+    """age refused the bytes: a wrong identity, or corrupt bytes; ``_undecodable`` tells which."""
+
+
+def _undecodable(exc: BaseException, reader: HashingReader, manifest: Manifest, url: str) -> OpsError:
+    """Why the stored bytes did not decode. The rest of the object is read so that its sha256 is complete:
+    bytes that differ from the manifest are corrupt (the backup's fault); bytes that match it and do not
+    decrypt mean the identity is wrong (ours); bytes that match it and do not decompress were written broken."""
+    drain(reader)
+    if reader.hexdigest != manifest.sha256_stored:
+        return IntegrityError(f"{url}: sha256 of the stored bytes is {reader.hexdigest} ({reader.size} bytes), the "
+                              f"manifest says {manifest.sha256_stored} ({manifest.stored_size_bytes} bytes): the "
+                              f"object is corrupt or truncated ({exc}); use another backup or region")
+    if isinstance(exc, _DecryptFailed):
+        return WrongIdentityError(f"{url}: age decryption failed ({exc}): wrong identity. The stored bytes match "
+                               f"their sha256, so the key is at fault, not the backup: give the identity whose "
+                               f"public key encrypted it")
+    return IntegrityError(f"{url}: the stored bytes match their sha256 but do not decompress ({exc}): the backup "
+                          f"was written broken; use another backup")
+
+
 def _decrypt_then_decompress(reader, sink, identities, url: str) -> None:
     """age decryption in a thread feeding the decompressor through a pipe (pyrage reads, it does not stream out)."""
     r_fd, w_fd = os.pipe()
@@ -169,7 +199,8 @@ def _decrypt_then_decompress(reader, sink, identities, url: str) -> None:
             drain(r)  # let the decryption finish (and authenticate the last chunk)
     except (zstandard.ZstdError, IntegrityError):
         thread.join()
-        if errors:  # the decryption failed first: that is the real cause
+        # The decryption failed first: that is the real cause (a broken pipe only says we stopped reading).
+        if errors and not isinstance(errors[0], BrokenPipeError):
             raise _decrypt_error(errors[0], url) from None
         raise
     thread.join()
@@ -180,7 +211,7 @@ def _decrypt_then_decompress(reader, sink, identities, url: str) -> None:
 def _decrypt_error(exc: BaseException, url: str) -> Exception:
     if isinstance(exc, OpsError):
         return exc
-    return IntegrityError(f"{url}: age decryption failed ({exc}): wrong identity, or the object is corrupt")
+    return _DecryptFailed(str(exc))
 
 
 def restore_postgres(dump: Path, target_url: str) -> float:
@@ -199,6 +230,23 @@ def restore_postgres(dump: Path, target_url: str) -> float:
     return time.perf_counter() - t
 
 
+def check_sqlite_integrity(path: Path, *, what: str) -> None:
+    """SQLite's own ``integrity_check`` on a restored copy; CorruptDatabaseError (nothing replaced) if unsound."""
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            problems = [r[0] for r in con.execute("PRAGMA integrity_check(20)")]
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        if blame(exc) is Outcome.INCONCLUSIVE:
+            raise RestoreError(f"{what}: could not be checked ({exc}); nothing was replaced") from None
+        problems = [str(exc)]
+    if problems != ["ok"]:
+        raise CorruptDatabaseError(f"{what}: SQLite integrity_check failed ({'; '.join(problems[:5])}): this "
+                                   f"backup is not a sound database and nothing was replaced; use another backup")
+
+
 def restore_to_file(store: ObjectStore, manifest: Manifest, target: str | Path, *, identities: list | None = None,
                     force: bool = False, progress: Progress | None = None) -> tuple[Fetched, Path]:
     """Restore a SQLite backup to ``target``: written beside it, hashes checked, then renamed into place.
@@ -214,6 +262,7 @@ def restore_to_file(store: ObjectStore, manifest: Manifest, target: str | Path, 
     tmp = Path(tmp_name)
     try:
         fetched = fetch(store, manifest, tmp, identities=identities, progress=progress)
+        check_sqlite_integrity(tmp, what=f"{fetched.object_url} (restored beside {dest})")
         for sidecar in ("-wal", "-shm", "-journal"):  # stale sidecars would be replayed onto the restore
             Path(f"{dest}{sidecar}").unlink(missing_ok=True)
         os.replace(tmp, dest)
@@ -246,10 +295,7 @@ def restore_to_database(store: ObjectStore, manifest: Manifest, target_url: str,
         if used and not force:
             raise OpsError(f"database {redact_url(target_url)} already holds {used} tables: restore into a new "
                            f"database")
-    work = Path(tempfile.mkdtemp(prefix="ops-restore-", dir=scratch_dir))
-    try:
+    with scratch_directory("restore", scratch_dir) as work:
         fetched = fetch(store, manifest, work / "restore.pgdump", identities=identities, progress=progress)
         seconds = restore_postgres(fetched.plaintext, target_url)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return fetched, seconds

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -18,15 +17,22 @@ from pathlib import Path
 
 import psycopg
 
+from ops_project.backups.blame import blame
 from ops_project.backups.engines import SnapshotStats
 from ops_project.backups.layout import VERIFICATION, backup_prefix
 from ops_project.backups.manifest import Manifest
 from ops_project.backups.replicate import stored_sha256
-from ops_project.backups.restore import Fetched, Timings, fetch, restore_postgres
-from ops_project.backups.scratch import scratch_database
-from ops_project.common.checks import Check, all_passed, render
+from ops_project.backups.restore import Fetched, Timings, WrongIdentityError, fetch, restore_postgres
+from ops_project.backups.scratch import scratch_database, scratch_directory
+from ops_project.common.checks import Check, Outcome, all_passed, render
 from ops_project.common.config import DatabaseConfig
-from ops_project.common.errors import ObjectMissingError, OpsError
+from ops_project.common.errors import (
+    CorruptDatabaseError,
+    IntegrityError,
+    ObjectMissingError,
+    OpsError,
+    StorageError,
+)
 from ops_project.common.streams import Progress
 from ops_project.storage import ObjectStore
 
@@ -59,19 +65,31 @@ class Report:
     timings: Timings
     rto_seconds: float
     verified_at: str
-    conclusive: bool = True  # False when our side failed (region unreachable, disk full, wrong key)
+    error: BaseException | None = None  # what stopped the verification, if anything
+
+    @property
+    def outcome(self) -> Outcome:
+        """INCONCLUSIVE when our environment stopped the verification; else the checks' verdict."""
+        if self.error is not None and blame(self.error) is Outcome.INCONCLUSIVE:
+            return Outcome.INCONCLUSIVE
+        return Outcome.PASSED if all_passed(self.checks) and self.error is None else Outcome.FAILED
 
     @property
     def passed(self) -> bool:
-        return all_passed(self.checks)
+        return self.outcome is Outcome.PASSED
+
+    @property
+    def conclusive(self) -> bool:
+        return self.outcome is not Outcome.INCONCLUSIVE
 
     @property
     def failures(self) -> list[Check]:
         return [c for c in self.checks if not c.passed]
 
     def markdown(self) -> str:
-        verdict = ("PASSED" if self.passed else "FAILED: this backup cannot be trusted" if self.conclusive else
-                   "FAILED: inconclusive (the backup's bytes are not at fault; see the failed checks)")
+        verdict = {Outcome.PASSED: "PASSED", Outcome.FAILED: "FAILED: this backup cannot be trusted",
+                   Outcome.INCONCLUSIVE: "could not verify (inconclusive: our environment failed, not the backup; "
+                                         "an earlier verdict stands)"}[self.outcome]
         t = self.timings
         return render(f"Restore verification of `{self.database}` backup `{self.backup_id}`: {verdict}", self.checks,
                       before=[f"From region `{self.region}` ({self.object_url})."],
@@ -82,6 +100,7 @@ class Report:
     def record(self) -> bytes:
         doc = {"database": self.database, "backup_id": self.backup_id, "partition_key": self.partition_key,
                "region": self.region, "passed": self.passed, "conclusive": self.conclusive,
+               "outcome": self.outcome.value, "error": str(self.error) if self.error is not None else None,
                "verified_at": self.verified_at,
                "timings": {**asdict(self.timings), "total": self.timings.total},
                "checks": [{"name": c.name, "passed": c.passed, "message": c.message} for c in self.checks]}
@@ -174,7 +193,8 @@ def _verify_sqlite(path: Path, manifest: Manifest) -> list[Check]:
         finally:
             con.close()
 
-    with stats_workers(path, label=f"restored {path.name}") as stats, ThreadPoolExecutor(2) as pool:
+    with stats_workers(path, label=f"restored {path.name}", corrupt=CorruptDatabaseError) as stats, \
+            ThreadPoolExecutor(2) as pool:
         integrity_future, references_future = pool.submit(integrity), pool.submit(references)
         integrity_result = integrity_future.result()
         fk, invariants = references_future.result()
@@ -234,77 +254,105 @@ def _amcheck(con: psycopg.Connection, check: Check) -> str:
     return f"{len(indexes)} btree indexes checked"
 
 
+RESTORED_COPY_CHECKS = ("engine_integrity", "schema_fingerprint", "row_counts", "content_checksums",
+                        "booking_invariants")
+TRANSIENT_RETRIES = 1  # a download error or a bit flipped in transit is re-read once before a backup is condemned
+
+
+def _fetch(store: ObjectStore, manifest: Manifest, dest: Path, **kw) -> Fetched:
+    """``fetch`` without hash checks, re-read once when the first read failed or did not match: a connection
+    reset or a bit flipped in transit must not condemn a backup whose bytes at rest are fine."""
+    for attempt in range(TRANSIENT_RETRIES + 1):
+        try:
+            fetched = fetch(store, manifest, dest, check=False, **kw)
+        except (IntegrityError, StorageError) as exc:
+            if attempt == TRANSIENT_RETRIES or isinstance(exc, ObjectMissingError):
+                raise
+            continue
+        if fetched.stored_sha256 == manifest.sha256_stored or attempt == TRANSIENT_RETRIES:
+            return fetched
+    raise AssertionError("unreachable")
+
+
+def _hash_checks(fetched: Fetched, manifest: Manifest) -> list[Check]:
+    stored_ok = fetched.stored_sha256 == manifest.sha256_stored
+    plain_ok = fetched.plaintext_sha256 == manifest.sha256_plaintext
+    return [
+        _check("stored_sha256", stored_ok, "matches" if stored_ok else
+               f"{fetched.stored_sha256}, manifest {manifest.sha256_stored}",
+               {"expected": manifest.sha256_stored, "actual": fetched.stored_sha256, "bytes": fetched.stored_size}),
+        _check("plaintext_sha256", plain_ok, "matches" if plain_ok else
+               f"{fetched.plaintext_sha256}, manifest {manifest.sha256_plaintext}",
+               {"expected": manifest.sha256_plaintext, "actual": fetched.plaintext_sha256,
+                "bytes": fetched.plaintext_size}),
+    ]
+
+
+def _stored_check_after(error: BaseException, store: ObjectStore, key: str, manifest: Manifest) -> Check:
+    """When nothing could be restored: are the stored bytes at least the ones the backup wrote?"""
+    if isinstance(error, WrongIdentityError):  # raised only once the bytes were read whole and matched
+        return _check("stored_sha256", True, "matches (the identity is wrong, not the bytes)")
+    try:
+        digest, size = stored_sha256(store, key)
+    except OpsError as exc:
+        return _check("stored_sha256", False, str(exc))
+    ok = digest == manifest.sha256_stored
+    return _check("stored_sha256", ok, "matches" if ok else f"{digest} ({size} bytes), manifest "
+                                                            f"{manifest.sha256_stored}")
+
+
 def verify(store: ObjectStore, database: DatabaseConfig, manifest: Manifest, *, rto_minutes: int,
            identities: list | None = None, scratch_dir: str | Path | None = None, pg_server_url: str | None = None,
            progress: Progress | None = None) -> Report:
-    """Restore ``manifest``'s backup from ``store`` into scratch and run every check."""
+    """Restore ``manifest``'s backup from ``store`` into scratch and run every check.
+
+    An error that stops the verification is kept on the report; its class says whose fault it is
+    (``blame``): the backup's (a conclusive failure) or our environment's (inconclusive).
+    """
     key = backup_prefix(manifest.database, manifest.backup_id) + manifest.data_object
     url = store.describe(key)
     checks: list[Check] = []
     timings = Timings()
-    with tempfile.TemporaryDirectory(prefix="ops-verify-", dir=scratch_dir) as tmp:
+    error: BaseException | None = None
+    with scratch_directory("verify", scratch_dir) as tmp:
         dest = Path(tmp) / ("restored.sqlite" if manifest.engine == "sqlite" else "restored.pgdump")
-        fetched: Fetched | None = None
         try:
-            fetched = fetch(store, manifest, dest, identities=identities, progress=progress, check=False)
+            fetched = _fetch(store, manifest, dest, identities=identities, progress=progress)
         except OpsError as exc:
-            reason = str(exc)
-        conclusive = True
-        if fetched is None:
-            # Could not even decode: say whether the stored bytes are at fault, then fail the rest. Only a
-            # stored-bytes mismatch convicts the backup; anything else (the region unreachable, the scratch disk
-            # full, a wrong age identity while the bytes match) is our failure, not the backup's.
-            try:
-                digest, size = stored_sha256(store, key)
-                stored_ok = digest == manifest.sha256_stored
-                stored_msg = "matches" if stored_ok else f"{digest} ({size} bytes), manifest {manifest.sha256_stored}"
-                conclusive = not stored_ok
-            except ObjectMissingError as exc:  # the manifest is there, the data is not: the backup is broken
-                stored_ok, stored_msg, conclusive = False, str(exc), True
-            except OpsError as exc:
-                stored_ok, stored_msg, conclusive = False, str(exc), False
-            checks.append(_check("stored_sha256", stored_ok, stored_msg))
-            checks += [_check(n, False, f"not restorable: {reason}") for n in CHECKS
-                       if n not in ("stored_sha256", "rto_within_objective")]
+            error = exc
+            checks.append(_stored_check_after(exc, store, key, manifest))
         else:
             timings = fetched.timings
-            stored_ok = fetched.stored_sha256 == manifest.sha256_stored
-            plain_ok = fetched.plaintext_sha256 == manifest.sha256_plaintext
-            checks.append(_check("stored_sha256", stored_ok, "matches" if stored_ok else
-                                f"{fetched.stored_sha256}, manifest {manifest.sha256_stored}",
-                                {"expected": manifest.sha256_stored, "actual": fetched.stored_sha256,
-                                 "bytes": fetched.stored_size}))
-            checks.append(_check("plaintext_sha256", plain_ok, "matches" if plain_ok else
-                                f"{fetched.plaintext_sha256}, manifest {manifest.sha256_plaintext}",
-                                {"expected": manifest.sha256_plaintext, "actual": fetched.plaintext_sha256,
-                                 "bytes": fetched.plaintext_size}))
-            if manifest.engine == "postgres" and not pg_server_url:
-                raise OpsError(f"database {database.name}: no PostgreSQL server to restore into "
-                               f"(set the variable {database.url_env})")
+            checks += _hash_checks(fetched, manifest)
             t = time.perf_counter()
             try:
                 if manifest.engine == "sqlite":
                     checks += _verify_sqlite(dest, manifest)
                 else:
+                    if not pg_server_url:
+                        raise OpsError(f"database {database.name}: no PostgreSQL server to restore into "
+                                       f"(set the variable {database.url_env})")
                     checks += _verify_postgres(dest, manifest, pg_server_url, timings)
             except (OpsError, sqlite3.Error, psycopg.Error) as exc:
-                # A restored SQLite file the engine cannot read is the backup's fault (its bytes passed the
-                # hashes, or the hashes already failed); a scratch server or a worker that fails is ours.
-                if not isinstance(exc, sqlite3.Error):
-                    conclusive = False
-                checks += [_check(n, False, f"{url}: the restored database could not be checked: {exc}")
-                           for n in ("engine_integrity", "schema_fingerprint", "row_counts", "content_checksums",
-                                     "booking_invariants") if n not in {c.name for c in checks}]
+                error = exc
             if manifest.engine == "sqlite":
                 timings.checks = time.perf_counter() - t
+    done = {c.name for c in checks}
+    if error is not None:
+        reason = f"{url}: not restorable: {error}" if "plaintext_sha256" not in done else \
+            f"{url}: the restored database could not be checked: {error}"
+        checks += [_check(n, False, reason) for n in CHECKS if n not in done and n != "rto_within_objective"]
     rto = rto_minutes * 60.0
-    checks.append(_check("rto_within_objective", timings.total <= rto,
-                        f"{timings.total:.1f}s of {rto:.0f}s", {"seconds": round(timings.total, 3),
-                                                                "objective_seconds": rto}))
+    if error is not None and blame(error) is Outcome.INCONCLUSIVE or "plaintext_sha256" not in done:
+        checks.append(_check("rto_within_objective", False, "nothing was restored: no RTO was measured",
+                             {"objective_seconds": rto}))
+    else:
+        checks.append(_check("rto_within_objective", timings.total <= rto, f"{timings.total:.1f}s of {rto:.0f}s",
+                             {"seconds": round(timings.total, 3), "objective_seconds": rto}))
     order = list(CHECKS)
     checks.sort(key=lambda c: order.index(c.name))
     return Report(manifest.database, manifest.backup_id, manifest.partition_key, store.region, url, checks,
-                  timings, rto, datetime.now(UTC).isoformat(), conclusive)
+                  timings, rto, datetime.now(UTC).isoformat(), error=error)
 
 
 def record(store: ObjectStore, report: Report) -> bool:

@@ -80,6 +80,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             rows.append({
                 "region": region.name, "database": entry.database, "backup_id": entry.backup_id,
                 "complete": entry.complete, "verified": entry.verified, "problem": entry.problem,
+                "failed_verification": entry.failed_verification,
                 "location": store.describe(backup_prefix(entry.database, entry.backup_id)),
                 "partition_key": m.partition_key if m else None,
                 "stored_size_bytes": m.stored_size_bytes if m else sum(o.size for o in entry.objects),
@@ -96,8 +97,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'region':<14} {'database':<12} {'backup_id':<20} {'state':<10} {'stored':>10} {'rows':>10}  location")
     for r in rows:
-        state = ("verified" if r["verified"] else "complete") if r["complete"] else \
-            ("UNREADABLE" if r["problem"] else "INCOMPLETE")
+        state = ("verified" if r["verified"] else "UNTRUSTED" if r["failed_verification"] else "complete") \
+            if r["complete"] else ("UNREADABLE" if r["problem"] else "INCOMPLETE")
         rows_shown = r["rows"] if r["rows"] is not None else "-"
         print(f"{r['region']:<14} {r['database']:<12} {r['backup_id']:<20} {state:<10} "
               f"{r['stored_size_bytes'] / 2**20:>9.1f}M {rows_shown:>10}  {r['location']}")

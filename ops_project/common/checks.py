@@ -8,8 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from ops_project.common.markdown import table
+
+
+class Outcome(StrEnum):
+    """What a verdict says: the thing checked passed, failed (its own fault: conclusive), or could not be
+    judged because our environment failed (region unreachable, scratch full, key missing): inconclusive."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    INCONCLUSIVE = "inconclusive"
 
 
 @dataclass

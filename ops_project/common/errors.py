@@ -41,7 +41,12 @@ class WindowClosedError(BackupError):
 
 
 class IntegrityError(OpsError):
-    """Stored bytes do not match what their manifest promises."""
+    """The backup itself is at fault: stored bytes do not match what their manifest promises, or they do
+    and are still not a sound database. Restore verification reads this as a conclusive failure."""
+
+
+class CorruptDatabaseError(IntegrityError):
+    """The restored copy (its bytes matching the manifest) is not a sound database."""
 
 
 class EncryptionError(OpsError):

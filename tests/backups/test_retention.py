@@ -13,6 +13,7 @@ from ops_project.backups.config import Retention
 from ops_project.backups.layout import ID_FORMAT, MANIFEST
 from ops_project.backups.manifest import Manifest
 from ops_project.backups.retention import apply, plan
+from ops_project.common.checks import Outcome
 from ops_project.storage import ObjectInfo
 from ops_project.storage.local import LocalStore
 
@@ -31,36 +32,65 @@ def entry(at: datetime, complete: bool = True, db: str = "booking") -> BackupEnt
 
 
 histories = st.lists(
-    st.tuples(st.integers(min_value=0, max_value=400 * 24 * 6), st.booleans(), st.sampled_from(["a", "b"])),
+    st.tuples(st.integers(min_value=0, max_value=400 * 24 * 6), st.booleans(), st.sampled_from(["a", "b"]),
+              st.sampled_from([Outcome.PASSED, Outcome.FAILED, None, None])),
     min_size=1, max_size=60)
 policies = st.builds(Retention, keep_last=st.integers(1, 5), daily=st.integers(0, 7), weekly=st.integers(0, 4),
                      monthly=st.integers(0, 6))
 
 
+def expected_keep(backups: list[tuple[str, datetime, object]], policy: Retention) -> set[datetime]:
+    """The oracle, written from the policy's words rather than from the planner: ``backups`` are one
+    database's complete backups as (verdict, time, _). Returns the times that must be kept, exactly."""
+    def goodness(b):  # verified beats unknown beats failed; then newer beats older
+        return ({"passed": 2, None: 1, "failed": 0}[b[0]], b[1])
+
+    times_newest_first = sorted(backups, key=lambda b: b[1], reverse=True)
+    keep = {b[1] for b in [b for b in times_newest_first if b[0] != "failed"][:policy.keep_last]}
+    local = [(b, b[1].astimezone(TZ)) for b in backups]
+    for count, period in ((policy.daily, lambda t: (t.year, t.month, t.day)),
+                          (policy.weekly, lambda t: tuple(t.isocalendar()[:2])),
+                          (policy.monthly, lambda t: (t.year, t.month))):
+        slots: dict = {}
+        for b, t in local:
+            slots.setdefault(period(t), []).append(b)
+        for slot in sorted(slots)[::-1][:count]:
+            keep.add(max(slots[slot], key=goodness)[1])
+    verified = [b for b in backups if b[0] == "passed"]
+    unknown = [b for b in backups if b[0] is None]
+    keep.add(max(verified or unknown or backups, key=lambda b: b[1])[1])
+    return keep
+
+
 @settings(max_examples=300, deadline=None)
-@given(histories, policies, st.data())
-def test_newest_good_backup_is_never_deleted(history, policy, data):
-    entries = {}
-    for ten_minutes_ago, complete, db in history:
+@given(histories, policies)
+def test_retention_matches_the_policy_exactly(history, policy):
+    entries, verdicts = {}, {}
+    for ten_minutes_ago, complete, db, verdict in history:
         e = entry(NOW - timedelta(minutes=10 * ten_minutes_ago), complete, db)
         entries[(db, e.backup_id)] = e
+        verdicts[(db, e.backup_id)] = verdict if complete else None
     entries = list(entries.values())
-    verified_ids = {e.backup_id for e in entries if e.complete and data.draw(st.booleans())}
-    result = plan(entries, policy, now=NOW, tz=TZ, region="r", is_verified=lambda e: e.backup_id in verified_ids)
+    result = plan(entries, policy, now=NOW, tz=TZ, region="r",
+                  verdict=lambda e: verdicts[(e.database, e.backup_id)])
     deleted = {(e.database, e.backup_id) for e in result.delete + result.delete_incomplete}
-    for db in {e.database for e in entries}:
-        complete = sorted((e for e in entries if e.database == db and e.complete), key=lambda e: e.backup_id)
-        if not complete:
-            continue
-        verified = [e for e in complete if e.backup_id in verified_ids]
-        newest_good = (verified or complete)[-1]
-        assert (db, newest_good.backup_id) not in deleted
-        # keep_last newest complete backups are kept too.
-        for e in complete[-policy.keep_last:]:
-            assert (db, e.backup_id) not in deleted
-    # Every complete backup is either kept or deleted, never both; incomplete ones only when old.
     kept = set(result.keep)
     assert not kept & deleted
+    for db in {e.database for e in entries}:
+        complete = [e for e in entries if e.database == db and e.complete]
+        if not complete:
+            continue
+        words = {Outcome.PASSED: "passed", Outcome.FAILED: "failed", None: None}
+        want = expected_keep([(words[verdicts[(db, e.backup_id)]], e.taken_at, e) for e in complete], policy)
+        assert {e.taken_at for e in complete if (db, e.backup_id) in kept} == want
+        assert {e.taken_at for e in complete if (db, e.backup_id) in deleted} == {e.taken_at for e in complete} - want
+        # The two promises that matter most, stated on their own:
+        good = [e for e in complete if verdicts[(db, e.backup_id)] is not Outcome.FAILED]
+        if good:
+            best = max(good, key=lambda e: (verdicts[(db, e.backup_id)] is Outcome.PASSED, e.backup_id))
+            assert (db, best.backup_id) in kept  # the copy a restore would use is never deleted
+        failed_kept_as_last = [r for (d, _b), rs in result.keep.items() if d == db for r in rs if r == "keep_last"]
+        assert len(failed_kept_as_last) == min(policy.keep_last, len(good))
     for e in result.delete_incomplete:
         assert not e.complete and NOW - e.taken_at > timedelta(hours=24)
 

@@ -16,14 +16,15 @@ import os
 import sqlite3
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
+from ops_project.backups.blame import blame
 from ops_project.backups.engines import Snapshot, SnapshotStats
 from ops_project.backups.manifest import TableStats
-from ops_project.common.errors import BackupError
+from ops_project.common.checks import Outcome
+from ops_project.common.errors import BackupError, OpsError
 
 CHECKSUM_METHOD = "sqlite: blake2b-128 over marshal-v2 rows in key (rowid/primary key) order"
 
@@ -35,13 +36,13 @@ def _quote(name: str) -> str:
 def schema_fingerprint(con: sqlite3.Connection) -> str:
     schema = con.execute(
         "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master "
-        "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name").fetchall()
+        "WHERE substr(name, 1, 7) <> 'sqlite_' ORDER BY type, name").fetchall()
     return hashlib.sha256(repr(schema).encode()).hexdigest()
 
 
 def user_tables(con: sqlite3.Connection) -> list[str]:
     return [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' "
-                                      "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+                                      "AND substr(name, 1, 7) <> 'sqlite_' ORDER BY name")]
 
 
 def tables_and_columns(con: sqlite3.Connection) -> tuple[set[str], set[tuple[str, str]]]:
@@ -132,7 +133,9 @@ def snapshot(path: str | Path, *, scratch_dir: str | Path | None = None) -> Iter
     source = Path(path).expanduser().resolve()
     if not source.is_file():
         raise BackupError(f"SQLite database {source} does not exist: check databases[].path in the configuration")
-    with tempfile.TemporaryDirectory(prefix="ops-snapshot-", dir=scratch_dir) as tmp:
+    from ops_project.backups.scratch import scratch_directory  # scratch imports the postgres engine
+
+    with scratch_directory("snapshot", scratch_dir) as tmp:
         copy = Path(tmp) / "snapshot.sqlite"
         _online_copy(source, copy)
         # A WAL-mode copy has the WAL flag in its header; make it a self-contained rollback-mode
@@ -147,18 +150,21 @@ def snapshot(path: str | Path, *, scratch_dir: str | Path | None = None) -> Iter
 
 
 @contextlib.contextmanager
-def stats_workers(path: Path, *, label: str) -> Iterator[Callable[[], SnapshotStats]]:
+def stats_workers(path: Path, *, label: str,
+                  corrupt: type[OpsError] = BackupError) -> Iterator[Callable[[], SnapshotStats]]:
     """Start computing ``path``'s stats in worker processes; yields a function that waits for them.
 
     Checksums are CPU-bound Python: worker processes read the (frozen) file while the caller does
     something else (compresses it, runs PRAGMA integrity_check), so the work spreads over the cores
-    instead of taking turns on the GIL.
+    instead of taking turns on the GIL. A file SQLite finds corrupt raises ``corrupt`` (a restored copy:
+    ``CorruptDatabaseError``); a worker that fails for another reason raises ``BackupError``.
     """
     con = _open_ro(path)
     try:
         fingerprint, groups = schema_fingerprint(con), _split_tables(con, max(1, min(2, os.cpu_count() or 1)))
     except sqlite3.DatabaseError as exc:
-        raise BackupError(f"{label}: not a readable SQLite database ({exc})") from None
+        error = corrupt if blame(exc) is Outcome.FAILED else BackupError
+        raise error(f"{label}: not a readable SQLite database ({exc})") from None
     finally:
         con.close()
     procs: list[subprocess.Popen] = []
@@ -169,7 +175,8 @@ def stats_workers(path: Path, *, label: str) -> Iterator[Callable[[], SnapshotSt
             out, err = proc.communicate()
             if proc.returncode != 0:
                 last = err.decode(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
-                raise BackupError(f"computing row counts and checksums of {label} failed: {last[0]}")
+                error = corrupt if proc.returncode == WORKER_CORRUPT else BackupError
+                raise error(f"computing row counts and checksums of {label} failed: {last[0]}")
             tables.update({n: TableStats(**t) for n, t in json.loads(out).items()})
         return SnapshotStats(fingerprint, dict(sorted(tables.items())))
 
@@ -187,10 +194,18 @@ def stats_workers(path: Path, *, label: str) -> Iterator[Callable[[], SnapshotSt
                 pipe.close()
 
 
-def _worker(path: str, tables: list[str]) -> None:
-    con = _open_ro(path)
-    print(json.dumps({name: asdict(table_digest(con, name)) for name in tables}))
+WORKER_CORRUPT = 3  # the worker's exit code when SQLite finds the file corrupt
+
+
+def _worker(path: str, tables: list[str]) -> int:
+    try:
+        con = _open_ro(path)
+        print(json.dumps({name: asdict(table_digest(con, name)) for name in tables}))
+    except sqlite3.DatabaseError as exc:
+        print(f"sqlite3: {exc}", file=sys.stderr)
+        return WORKER_CORRUPT if blame(exc) is Outcome.FAILED else 1
+    return 0
 
 
 if __name__ == "__main__":  # the checksum worker: python -m ops_project.backups.engines.sqlite FILE TABLE...
-    _worker(sys.argv[1], sys.argv[2:])
+    sys.exit(_worker(sys.argv[1], sys.argv[2:]))

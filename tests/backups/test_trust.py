@@ -1,0 +1,285 @@
+"""Verdicts by cause (issue #8, "Wrong verdicts"): the backup's fault fails conclusively, our environment's
+fault is inconclusive, and a restore never writes bytes that are not a sound database over anything."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from ops_project.backups.catalog import list_backups
+from ops_project.backups.encryption import parse_identities
+from ops_project.backups.layout import MANIFEST, backup_prefix
+from ops_project.backups.replicate import replicate
+from ops_project.backups.restore import find_backup
+from ops_project.backups.take import take_backup
+from ops_project.backups.verify import record, verify
+from ops_project.clients import Clients
+from ops_project.common.checks import Outcome
+from ops_project.common.errors import IntegrityError
+from ops_project.config import load_config
+from tests.conftest import local_region, run
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def backed_up(tmp_path, demo_db, write_config):
+    path = write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
+                        [local_region(tmp_path, "af-south-1"), local_region(tmp_path, "eu-west-1")])
+    cfg = load_config(path)
+    primary, dr = Clients(cfg).store(cfg.primary), Clients(cfg).store(cfg.regions[1])
+    manifest = take_backup(cfg.databases[0], primary, cfg.backup)
+    replicate(primary, dr, "booking", manifest.backup_id)
+    return path, cfg, dr, manifest
+
+
+def rewrite_plaintext(store, manifest, mutate) -> None:
+    """Replace a backup's plaintext and re-seal it honestly (new sha256s and sizes in the manifest): the
+    stored bytes then match their manifest, as a backup of a database that was already broken would."""
+    prefix = backup_prefix(manifest.database, manifest.backup_id)
+    data = Path(store.describe(prefix + manifest.data_object))
+    plain = bytearray(zstandard.ZstdDecompressor().decompressobj().decompress(data.read_bytes()))
+    plain = mutate(plain)
+    stored = zstandard.ZstdCompressor(level=3, write_checksum=True).compress(bytes(plain))
+    data.write_bytes(stored)
+    import hashlib
+
+    doc = json.loads(store.get_bytes(prefix + MANIFEST))
+    doc.update(sha256_stored=hashlib.sha256(stored).hexdigest(), sha256_plaintext=hashlib.sha256(plain).hexdigest(),
+               stored_size_bytes=len(stored), source_size_bytes=len(plain))
+    store.put_bytes(prefix + MANIFEST, json.dumps(doc).encode())
+
+
+def not_a_database(plain: bytearray) -> bytearray:
+    return bytearray(b"this is not an SQLite file " * (len(plain) // 27))
+
+
+def zero_a_page(plain: bytearray) -> bytearray:
+    page = 4096
+    middle = (len(plain) // page // 2) * page
+    plain[middle:middle + page] = bytes(page)
+    return plain
+
+
+@pytest.mark.parametrize("mutate", [not_a_database, zero_a_page], ids=["not a database", "zeroed page"])
+def test_bytes_that_are_not_a_sound_database_fail_conclusively(backed_up, mutate):
+    _path, cfg, dr, manifest = backed_up
+    rewrite_plaintext(dr, manifest, mutate)
+    entry = find_backup(dr, "booking", manifest.backup_id)
+    report = verify(dr, cfg.databases[0], entry.manifest, rto_minutes=120)
+    failed = {c.name for c in report.failures}
+    assert report.outcome is Outcome.FAILED and report.conclusive, report.markdown()
+    assert {"stored_sha256", "plaintext_sha256"}.isdisjoint(failed)  # the bytes are what was written
+    assert "engine_integrity" in failed or "content_checksums" in failed, report.markdown()
+    assert "this backup cannot be trusted" in report.markdown()
+    assert record(dr, report) is True
+    (stored,) = list_backups(dr, "booking")
+    assert stored.verification["passed"] is False and stored.verification["outcome"] == "failed"
+
+
+def test_cli_restore_checks_integrity_before_replacing_anything(backed_up, tmp_path):
+    path, _cfg, dr, manifest = backed_up
+    rewrite_plaintext(dr, manifest, zero_a_page)  # unverified: `restore` itself must catch it
+    target = tmp_path / "target.db"
+    target.write_bytes(b"the database on-call wants to keep")
+    out = subprocess.run([sys.executable, "-m", "ops_project", "--config", str(path), "backups", "restore",
+                          "--database", "booking", "--backup-id", manifest.backup_id, "--to", str(target),
+                          "--force"], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 3, out.stderr
+    assert "integrity" in out.stderr and "nothing was replaced" in out.stderr
+    assert target.read_bytes() == b"the database on-call wants to keep"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".target")) == []  # no leftovers
+
+
+def test_wrong_identity_is_our_key_not_the_backup(tmp_path, demo_db, write_config, monkeypatch):
+    keys = []
+    for name in ("right", "wrong"):
+        run(["age-keygen", "-o", str(tmp_path / name)])
+        keys.append(tmp_path / name)
+    recipient = next(line.split(": ")[1] for line in keys[0].read_text().splitlines() if "public key" in line)
+    monkeypatch.setenv("OPS_T_AGE", recipient)
+    path = write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
+                        [local_region(tmp_path, "r1")], backup={"encryption": {"age_recipients_env": "OPS_T_AGE"}})
+    cfg = load_config(path)
+    store = Clients(cfg).store(cfg.primary)
+    manifest = take_backup(cfg.databases[0], store, cfg.backup, recipients=Clients(cfg).recipients())
+    bad = verify(store, cfg.databases[0], manifest, rto_minutes=120,
+                 identities=parse_identities(keys[1].read_text(), source="wrong"))
+    assert bad.outcome is Outcome.INCONCLUSIVE
+    rto = next(c for c in bad.checks if c.name == "rto_within_objective")
+    assert not rto.passed and "nothing was restored" in rto.message  # no RTO is measured when nothing was restored
+    base = [sys.executable, "-m", "ops_project", "--config", str(path), "backups"]
+    restore = subprocess.run([*base, "restore", "--database", "booking", "--region", "r1", "--identity",
+                              str(keys[1]), "--to", str(tmp_path / "out.db")], capture_output=True, text=True,
+                             cwd=REPO)
+    assert restore.returncode == 1, restore.stderr  # like `verify`: exit 1, our key
+    assert "identity" in restore.stderr and not (tmp_path / "out.db").exists()
+    good = subprocess.run([*base, "restore", "--database", "booking", "--region", "r1", "--identity",
+                           str(keys[0]), "--to", str(tmp_path / "out.db")], capture_output=True, text=True, cwd=REPO)
+    assert good.returncode == 0, good.stderr
+    assert sqlite3.connect(tmp_path / "out.db").execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+@pytest.mark.parametrize("change", [
+    {"backup_id": "20200101T000000Z"},
+    {"database": "other"},
+    {"data_object": "../20200101T000000Z/data.sqlite.zst"},
+    {"data_object": "manifest.json"},
+])
+def test_a_manifest_is_bound_to_its_place(backed_up, change):
+    path, _cfg, dr, manifest = backed_up
+    key = backup_prefix("booking", manifest.backup_id) + MANIFEST
+    dr.put_bytes(key, json.dumps({**json.loads(dr.get_bytes(key)), **change}).encode())
+    (entry,) = list_backups(dr, "booking")
+    assert not entry.complete and entry.problem and "does not belong" in entry.problem
+    with pytest.raises(IntegrityError, match="does not belong"):
+        find_backup(dr, "booking", manifest.backup_id)
+    out = subprocess.run([sys.executable, "-m", "ops_project", "--config", str(path), "backups", "verify",
+                          "--database", "booking", "--backup-id", manifest.backup_id], capture_output=True,
+                         text=True, cwd=REPO)
+    assert out.returncode == 3 and "does not belong" in out.stderr
+
+
+def test_inconclusive_verification_reads_as_could_not_verify_in_dagster(tmp_path, demo_db, write_config, monkeypatch):
+    """A wrong key is our failure: the step fails saying so, no check claims the backup is corrupt, and no
+    verdict is recorded over the backup's earlier one."""
+    from datetime import UTC, datetime
+
+    from dagster import DagsterInstance
+
+    from assets.partitions import backup_partition_key, last_window_key
+    from ops_project.definitions import build_definitions
+
+    keys = []
+    for name in ("right", "wrong"):
+        run(["age-keygen", "-o", str(tmp_path / name)])
+        keys.append((tmp_path / name).read_text())
+    monkeypatch.setenv("OPS_T_AGE", next(line.split(": ")[1] for line in keys[0].splitlines() if "public key" in line))
+    monkeypatch.setenv("OPS_T_AGE_ID", keys[1])  # not the recipient's identity
+    cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
+                                   [local_region(tmp_path, "af-south-1"), local_region(tmp_path, "eu-west-1")],
+                                   backup={"encryption": {"age_recipients_env": "OPS_T_AGE"}},
+                                   restore={"age_identity_env": "OPS_T_AGE_ID"}))
+    window = last_window_key(cfg, datetime.now(UTC))
+    with DagsterInstance.ephemeral() as instance:
+        result = build_definitions(cfg).resolve_job_def("backup_job").execute_in_process(
+            partition_key=backup_partition_key("booking", window), instance=instance, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "restore_verification"
+    message = str(failure.event_specific_data.error)
+    assert "could not verify" in message and "inconclusive" in message and "wrong identity" in message
+    evaluations = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert not [e for e in evaluations if not e.passed]  # nothing says "stored_sha256 failed"
+    dr = Clients(cfg).store(cfg.regions[1])
+    (entry,) = list_backups(dr, "booking")
+    assert entry.complete and entry.verification is None  # no verdict recorded
+
+
+def test_list_shows_a_failed_verification_as_untrusted(backed_up):
+    path, cfg, dr, manifest = backed_up
+    rewrite_plaintext(dr, manifest, not_a_database)
+    record(dr, verify(dr, cfg.databases[0], manifest_of(dr, manifest), rto_minutes=120))
+    base = [sys.executable, "-m", "ops_project", "--config", str(path), "backups", "list", "--region", "eu-west-1"]
+    table = subprocess.run(base, capture_output=True, text=True, cwd=REPO, check=True).stdout
+    assert "UNTRUSTED" in table
+    (row,) = json.loads(subprocess.run([*base, "--json"], capture_output=True, text=True, cwd=REPO,
+                                       check=True).stdout)
+    assert row["failed_verification"] is True and row["verified"] is False
+
+
+def manifest_of(store, manifest):
+    return find_backup(store, manifest.database, manifest.backup_id).manifest
+
+
+def test_every_user_table_is_counted_whatever_its_name(tmp_path, demo_db, write_config):
+    """Quotes, brackets, spaces and dots in a name, and a name that merely starts like SQLite's own tables."""
+    odd = 'we"ird [t].x y'
+    con = sqlite3.connect(demo_db)
+    con.execute('CREATE TABLE "we""ird [t].x y" (id INTEGER PRIMARY KEY, "v a""l" TEXT)')
+    con.execute("CREATE TABLE sqlitebooks (id INTEGER PRIMARY KEY, title TEXT)")
+    con.executemany('INSERT INTO "we""ird [t].x y" ("v a""l") VALUES (?)', [(str(i),) for i in range(7)])
+    con.executemany("INSERT INTO sqlitebooks (title) VALUES (?)", [(str(i),) for i in range(5)])
+    con.commit()
+    con.close()
+    cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
+                                   [local_region(tmp_path, "r1")]))
+    store = Clients(cfg).store(cfg.primary)
+    manifest = take_backup(cfg.databases[0], store, cfg.backup)
+    assert manifest.tables[odd].rows == 7 and manifest.tables["sqlitebooks"].rows == 5
+    assert "sqlite_sequence" not in manifest.tables
+    report = verify(store, cfg.databases[0], manifest, rto_minutes=120)
+    assert report.passed, report.markdown()
+
+
+def test_a_bit_flipped_in_transit_is_re_read_before_the_backup_is_condemned(backed_up):
+    """The first read of the object comes back with one flipped bit (a bad link); the copy at rest is fine."""
+    from ops_project.storage.local import LocalStore
+
+    _path, cfg, dr, manifest = backed_up
+
+    class FlakyLink(LocalStore):
+        flips = 1
+
+        def reader(self, key):
+            fh = super().reader(key)
+            if not key.endswith("/" + manifest.data_object) or FlakyLink.flips == 0:
+                return fh
+            FlakyLink.flips -= 1
+            import io
+
+            data = bytearray(fh.read())
+            fh.close()
+            data[len(data) // 2] ^= 0x01
+            return io.BytesIO(bytes(data))
+
+    link = FlakyLink(dr.region, dr.root)
+    report = verify(link, cfg.databases[0], manifest, rto_minutes=120)
+    assert FlakyLink.flips == 0 and report.outcome is Outcome.PASSED, report.markdown()
+    FlakyLink.flips = 5  # a flip on every read: the backup is condemned only after the re-read
+    report = verify(link, cfg.databases[0], manifest, rto_minutes=120)
+    assert report.outcome is Outcome.FAILED and FlakyLink.flips == 2  # two fetches, then the stored-bytes check
+
+
+def test_leftovers_of_a_killed_run_are_swept(tmp_path, pg_server):
+    import os
+    import time
+
+    import psycopg
+
+    from ops_project.backups.scratch import scratch_database, scratch_directory
+
+    base = tmp_path / "scratch"
+    base.mkdir()
+    old, fresh, other = base / "ops-snapshot-abc", base / "ops-verify-def", base / "ops-unrelated-x"
+    for d in (old, fresh, other):
+        d.mkdir()
+        (d / "snapshot.sqlite").write_bytes(b"plaintext")
+    day_ago = time.time() - 2 * 24 * 3600
+    for p in (old, old / "snapshot.sqlite", other, other / "snapshot.sqlite"):
+        os.utime(p, (day_ago, day_ago))
+    with scratch_directory("verify", base) as tmp:
+        assert oct(tmp.stat().st_mode & 0o777) == "0o700"  # plaintext lives in a private directory
+    assert not old.exists() and fresh.exists() and other.exists()  # only our stale ones go
+
+    stale = f"ops_verify_{int(day_ago)}_deadbeef"
+    recent = f"ops_verify_{int(time.time())}_cafe"
+    with psycopg.connect(pg_server, autocommit=True) as con:
+        for name in (stale, recent):
+            con.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with scratch_database(pg_server, purpose="verify", what="test server") as url:
+            assert "ops_verify_" in url
+        with psycopg.connect(pg_server, autocommit=True) as con:
+            names = {r[0] for r in con.execute("SELECT datname FROM pg_database")}
+        assert stale not in names and recent in names
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as con:
+            for name in (stale, recent):
+                con.execute(f'DROP DATABASE IF EXISTS "{name}"')

@@ -7,9 +7,11 @@ same code serves restore verification, DR drills and ``python -m ops_project bac
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
+import stat
 import subprocess
 import tempfile
 import threading
@@ -115,9 +117,9 @@ def fetch(store: ObjectStore, manifest: Manifest, dest: Path, *, identities: lis
             sink = HashingWriter(out)
             try:
                 if manifest.encryption:
-                    _decrypt_then_decompress(reader, sink, identities, url)
+                    _decrypt_then_decompress(reader, sink, identities, url, manifest.source_size_bytes)
                 else:
-                    decompress_frame(reader, sink, what=url)
+                    decompress_frame(reader, sink, what=url, expected_size=manifest.source_size_bytes)
             except (zstandard.ZstdError, IntegrityError, _DecryptFailed) as exc:
                 raise _undecodable(exc, reader, manifest, url) from None
             drain(reader)  # anything after the frame still counts towards the sha256
@@ -179,7 +181,7 @@ def _undecodable(exc: BaseException, reader: HashingReader, manifest: Manifest, 
                           f"was written broken; use another backup")
 
 
-def _decrypt_then_decompress(reader, sink, identities, url: str) -> None:
+def _decrypt_then_decompress(reader, sink, identities, url: str, expected_size: int) -> None:
     """age decryption in a thread feeding the decompressor through a pipe (pyrage reads, it does not stream out)."""
     r_fd, w_fd = os.pipe()
     errors: list[BaseException] = []
@@ -195,8 +197,7 @@ def _decrypt_then_decompress(reader, sink, identities, url: str) -> None:
     thread.start()
     try:
         with open(r_fd, "rb") as r:
-            decompress_frame(r, sink, what=url)
-            drain(r)  # let the decryption finish (and authenticate the last chunk)
+            decompress_frame(r, sink, what=url, expected_size=expected_size)
     except (zstandard.ZstdError, IntegrityError):
         thread.join()
         # The decryption failed first: that is the real cause (a broken pipe only says we stopped reading).
@@ -249,26 +250,59 @@ def check_sqlite_integrity(path: Path, *, what: str) -> None:
 
 def restore_to_file(store: ObjectStore, manifest: Manifest, target: str | Path, *, identities: list | None = None,
                     force: bool = False, progress: Progress | None = None) -> tuple[Fetched, Path]:
-    """Restore a SQLite backup to ``target``: written beside it, hashes checked, then renamed into place.
+    """Restore a SQLite backup to ``target``: written beside it, hashes and integrity checked, then moved
+    into place in one step.
 
-    The path never holds a half-restored database; an existing file is replaced only with ``force``.
+    The path never holds a half-restored database. Only a regular file is ever replaced, and only with
+    ``force``; it keeps its owner and mode. Without ``force`` the restore lands only if the path is still
+    free at that moment, so two restores into one new path cannot both succeed.
     """
-    dest = Path(target).expanduser().resolve()
-    if dest.exists() and not force:
-        raise OpsError(f"{dest} already exists: choose another path, or --force to replace it")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.restoring-", dir=dest.parent)
+    raw = Path(target).expanduser()
+    dest = raw.parent.resolve() / raw.name  # a link at the target itself is not followed
+    old = _existing_regular_file(dest, force)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.restoring-", dir=dest.parent)
+    except OSError as exc:
+        raise RestoreError(f"cannot write beside {dest}: {exc.strerror or exc}") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         fetched = fetch(store, manifest, tmp, identities=identities, progress=progress)
         check_sqlite_integrity(tmp, what=f"{fetched.object_url} (restored beside {dest})")
+        if old is not None:
+            os.chmod(tmp, stat.S_IMODE(old.st_mode))
+            with contextlib.suppress(PermissionError):  # only root may give a file away
+                os.chown(tmp, old.st_uid, old.st_gid)
         for sidecar in ("-wal", "-shm", "-journal"):  # stale sidecars would be replayed onto the restore
             Path(f"{dest}{sidecar}").unlink(missing_ok=True)
-        os.replace(tmp, dest)
+        if force:
+            os.replace(tmp, dest)
+        else:
+            try:
+                os.link(tmp, dest)  # fails if anything appeared at the path meanwhile: never overwrite
+            except FileExistsError:
+                raise OpsError(f"{dest} appeared while restoring (another restore?): nothing was replaced; "
+                               f"choose another path, or --force to replace it") from None
+    except OSError as exc:
+        raise RestoreError(f"restoring into {dest} failed: {exc.strerror or exc}; nothing was replaced") from None
     finally:
         tmp.unlink(missing_ok=True)
     return fetched, dest
+
+
+def _existing_regular_file(dest: Path, force: bool) -> os.stat_result | None:
+    """The target's status if it is a regular file that may be replaced; None if the path is free."""
+    try:
+        st = os.lstat(dest)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        raise OpsError(f"{dest} exists and is not a regular file (a directory, link, device or socket): refusing "
+                       f"to replace it; give the path of a database file")
+    if not force:
+        raise OpsError(f"{dest} already exists: choose another path, or --force to replace it")
+    return st
 
 
 def restore_to_database(store: ObjectStore, manifest: Manifest, target_url: str, *, identities: list | None = None,

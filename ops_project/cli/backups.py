@@ -117,15 +117,41 @@ def cmd_verify(args: argparse.Namespace) -> int:
                         pg_server_url=clients.scratch_server(db), progress=bar)
     finally:
         bar.close()
-    if not args.no_record:
-        record(store, report)
-    if args.json:
-        print(report.record().decode(), end="")
+    if args.json:  # the report first: it is printed even when the verdict cannot be recorded
+        print(report.record().decode(), end="", flush=True)
     else:
-        print(report.markdown())
-    if report.passed:
-        return exits.OK
-    return exits.UNTRUSTED if report.conclusive else exits.FAILED
+        print(report.markdown(), flush=True)
+    code = exits.OK if report.passed else exits.UNTRUSTED if report.conclusive else exits.FAILED
+    if not args.no_record:
+        try:
+            record(store, report)
+        except OpsError as exc:
+            print(f"error: the verdict could not be recorded next to the backup: {exc}", file=sys.stderr)
+            return exits.FAILED if code == exits.OK else code
+    return code
+
+
+def cmd_replicate(args: argparse.Namespace) -> int:
+    """Copy a backup that missed a region (a region was down during the run) and verify it there."""
+    from ops_project.backups.replicate import replicate
+    from ops_project.backups.restore import find_backup
+
+    clients = _clients(args)
+    cfg = clients.cfg
+    db = cfg.database(args.database)
+    if not cfg.secondaries:
+        raise OpsError(f"{cfg.source}: only one region is configured: there is nowhere to replicate to")
+    targets = [cfg.region(args.region)] if args.region else cfg.secondaries
+    if cfg.primary in targets:
+        raise OpsError(f"region {cfg.primary.name} is the primary: replicas go to the other regions")
+    primary = clients.store(cfg.primary)
+    entry = find_backup(primary, db.name, args.backup_id)
+    for region in targets:
+        result = replicate(primary, clients.store(region), db.name, entry.backup_id)
+        what = ("repaired (the replica did not match)" if result.repaired else "copied") if result.copied else \
+            "already there, re-verified"
+        print(f"{db.name} {entry.backup_id} → {region.name}: {what}, {result.bytes} bytes, sha256 verified")
+    return exits.OK
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -183,4 +209,9 @@ def add_parsers(sub) -> list[argparse.ArgumentParser]:
     res.add_argument("--force", action="store_true",
                      help="replace an existing file / restore into a non-empty database")
     res.set_defaults(func=cmd_restore)
-    return [take, lst, ver, res]
+    rep = bsub.add_parser("replicate", help="copy a backup from the primary region to the others and verify it there")
+    rep.add_argument("--database", required=True)
+    rep.add_argument("--backup-id", default="latest", help="a backup id, or 'latest' (default)")
+    rep.add_argument("--region", help="only this secondary region (default: every secondary region)")
+    rep.set_defaults(func=cmd_replicate)
+    return [take, lst, ver, res, rep]

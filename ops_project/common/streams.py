@@ -125,16 +125,29 @@ def sha256_of(source: Readable) -> tuple[str, int]:
     return reader.hexdigest, reader.size
 
 
-def decompress_frame(source: Readable, sink: Writable, *, what: str) -> None:
-    """One zstd frame from ``source`` into ``sink`` with bounded memory.
+class _Counting:
+    def __init__(self, sink: Writable):
+        self._sink, self.size = sink, 0
 
-    A frame that stops early is an ``IntegrityError`` naming ``what``, never a short file.
+    def write(self, data) -> int:
+        self.size += len(data)
+        return self._sink.write(data)
+
+
+def decompress_frame(source: Readable, sink: Writable, *, what: str, expected_size: int | None = None) -> int:
+    """zstd data from ``source`` into ``sink`` with bounded memory: the output goes out ``CHUNK`` by ``CHUNK``
+    whatever the data (a frame of zeros expands thousands of times; it must never land in memory whole).
+
+    Returns the bytes written. Output shorter than ``expected_size`` (a frame that stops early) is an
+    ``IntegrityError`` naming ``what``, never a short file.
     """
-    dobj = zstandard.ZstdDecompressor().decompressobj()
-    while not dobj.eof and (chunk := source.read(CHUNK)):
-        sink.write(dobj.decompress(chunk))
-    if not dobj.eof:
-        raise IntegrityError(f"{what}: the zstd stream ends before its frame does: the stored object is truncated; "
-                             f"use another backup or region")
+    out = _Counting(sink)
+    with zstandard.ZstdDecompressor().stream_writer(out, write_size=CHUNK, closefd=False) as writer:
+        while chunk := source.read(CHUNK):
+            writer.write(chunk)
+    if expected_size is not None and out.size < expected_size:
+        raise IntegrityError(f"{what}: the zstd stream ends before its frame does ({out.size} of {expected_size} "
+                             f"bytes): the stored object is truncated; use another backup or region")
+    return out.size
 
 

@@ -20,24 +20,35 @@ PARTIAL = ".partial-"
 
 
 class _LocalWriter:
-    def __init__(self, final: Path):
-        self._final = final
+    def __init__(self, region: str, final: Path):
+        self._region, self._final = region, final
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=PARTIAL + final.name + ".", dir=final.parent)
         self._tmp = Path(tmp)
         self._file = os.fdopen(fd, "wb")
         self._size = 0
 
+    def _failed(self, action: str, exc: OSError) -> StorageError:
+        self.abort()
+        return StorageError(f"region {self._region}: {action} {self._final} failed: {exc.strerror or exc}; "
+                            f"nothing was written (check the disk's free space and the path)")
+
     def write(self, data: bytes) -> int:
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            raise self._failed("writing", exc) from None
         self._size += len(data)
         return len(data)
 
     def commit(self) -> int:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.replace(self._tmp, self._final)
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._tmp, self._final)
+        except OSError as exc:
+            raise self._failed("committing", exc) from None
         return self._size
 
     def abort(self) -> None:
@@ -76,7 +87,7 @@ class LocalStore:
 
     def writer(self, key: str, size_hint: int | None = None) -> _LocalWriter:
         try:
-            return _LocalWriter(self._path(key))
+            return _LocalWriter(self.region, self._path(key))
         except OSError as exc:
             raise StorageError(f"region {self.region}: cannot write {self._path(key)}: {exc.strerror}") from None
 

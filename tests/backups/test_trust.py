@@ -283,3 +283,70 @@ def test_leftovers_of_a_killed_run_are_swept(tmp_path, pg_server):
         with psycopg.connect(pg_server, autocommit=True) as con:
             for name in (stale, recent):
                 con.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def _cli(path, *args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ops_project", "--config", str(path), "backups", *args],
+                          capture_output=True, text=True, cwd=REPO, **kw)
+
+
+def test_restore_replaces_only_regular_files_and_keeps_owner_and_mode(backed_up, tmp_path):
+    import os
+    import stat
+
+    path, _cfg, _dr, _manifest = backed_up
+    target = tmp_path / "live.db"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o640)
+    out = _cli(path, "restore", "--database", "booking", "--to", str(target), "--force")
+    assert out.returncode == 0, out.stderr
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert sqlite3.connect(target).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    for odd in (tmp_path / "a-directory", tmp_path / "a-link"):
+        if odd.name == "a-directory":
+            odd.mkdir()
+        else:
+            odd.symlink_to(target)
+        out = _cli(path, "restore", "--database", "booking", "--to", str(odd), "--force")
+        assert out.returncode == 1 and "not a regular file" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+    assert (tmp_path / "a-directory").is_dir() and (tmp_path / "a-link").is_symlink()
+
+
+def test_two_restores_into_one_new_path_cannot_both_succeed(backed_up, tmp_path):
+    path, _cfg, _dr, _manifest = backed_up
+    target = tmp_path / "new.db"
+    cmd = [sys.executable, "-m", "ops_project", "--config", str(path), "backups", "restore", "--database",
+           "booking", "--to", str(target)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+             for _ in range(2)]
+    results = [(p.wait(), p.stderr.read()) for p in procs]
+    assert sorted(code for code, _ in results) == [0, 1], results
+    assert "already exists" in next(err for code, err in results if code == 1) or \
+        "appeared while restoring" in next(err for code, err in results if code == 1)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".new.db")] == []
+
+
+def test_verify_prints_its_report_even_when_the_verdict_cannot_be_recorded(backed_up):
+    path, _cfg, dr, manifest = backed_up
+    (Path(dr.describe(backup_prefix("booking", manifest.backup_id))) / "verification.json").mkdir()  # unwritable
+    out = _cli(path, "verify", "--database", "booking")
+    assert out.returncode == 1, out.stderr
+    assert "PASSED" in out.stdout and "could not be recorded" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_replicate_a_backup_that_missed_a_region(backed_up, tmp_path):
+    path, cfg, dr, manifest = backed_up
+    import shutil
+
+    shutil.rmtree(dr.describe(backup_prefix("booking", manifest.backup_id)))  # the DR region missed it
+    assert list_backups(dr, "booking") == []
+    out = _cli(path, "replicate", "--database", "booking")
+    assert out.returncode == 0, out.stderr
+    assert f"booking {manifest.backup_id} → eu-west-1: copied" in out.stdout
+    (entry,) = list_backups(dr, "booking")
+    assert entry.complete and entry.manifest.sha256_stored == manifest.sha256_stored
+    again = _cli(path, "replicate", "--database", "booking", "--region", "eu-west-1")
+    assert again.returncode == 0 and "already there, re-verified" in again.stdout
+    assert _cli(path, "replicate", "--database", "booking", "--region", "af-south-1").returncode == 1
+    assert _cli(path, "replicate", "--database", "booking", "--backup-id", "19990101T000000Z").returncode == 4

@@ -332,7 +332,8 @@ def test_postgres_verification_restores_into_a_scratch_database(tmp_path, pg_boo
     bogus = b"PGDMP" + b"\0" * 100
     stored = zstandard.ZstdCompressor().compress(bogus)
     bad = dataclasses.replace(manifest, backup_id="20200101T000000Z", sha256_stored=hashlib.sha256(stored).hexdigest(),
-                              sha256_plaintext=hashlib.sha256(bogus).hexdigest(), stored_size_bytes=len(stored))
+                              sha256_plaintext=hashlib.sha256(bogus).hexdigest(), stored_size_bytes=len(stored),
+                              source_size_bytes=len(bogus))
     store.put_bytes(backup_prefix("core", bad.backup_id) + bad.data_object, stored)
     store.put_bytes(backup_prefix("core", bad.backup_id) + MANIFEST, bad.to_json())
     report = verify(store, cfg.databases[0], bad, rto_minutes=120, pg_server_url=pg_booking)

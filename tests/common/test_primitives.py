@@ -59,11 +59,30 @@ def test_readers_and_writers_count_and_hash_like_hashlib():
     assert counter.read() == b"abc" and counter.size == 3 and counter.seconds >= 0
 
 
-def test_decompress_frame_bounded_and_truncation_is_an_integrity_error():
+def test_decompress_frame_and_truncation_is_an_integrity_error():
     data = os.urandom(CHUNK) * 3
     frame = zstandard.ZstdCompressor(level=1).compress(data)
     out = io.BytesIO()
-    decompress_frame(io.BytesIO(frame), out, what="obj")
+    assert decompress_frame(io.BytesIO(frame), out, what="obj", expected_size=len(data)) == len(data)
     assert out.getvalue() == data
     with pytest.raises(IntegrityError, match="obj: the zstd stream ends before its frame does"):
-        decompress_frame(io.BytesIO(frame[: len(frame) // 2]), io.BytesIO(), what="obj")
+        decompress_frame(io.BytesIO(frame[: len(frame) // 2]), io.BytesIO(), what="obj", expected_size=len(data))
+
+
+def test_decompression_memory_is_bounded_whatever_the_data():
+    """512 MiB of zeros compress to a few KiB: one input chunk must not expand into one huge buffer."""
+    size = 512 << 20
+    frame = zstandard.ZstdCompressor(level=3).compress(bytes(size))
+    assert len(frame) < CHUNK  # the whole frame is a single read
+
+    class Sink:
+        total = biggest = 0
+
+        def write(self, data) -> int:
+            self.total += len(data)
+            self.biggest = max(self.biggest, len(data))
+            return len(data)
+
+    sink = Sink()
+    decompress_frame(io.BytesIO(frame), sink, what="zeros", expected_size=size)
+    assert sink.total == size and sink.biggest <= CHUNK

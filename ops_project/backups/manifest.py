@@ -35,6 +35,7 @@ class Manifest:
     checksum_method: str = ""
     window_start: str | None = None
     window_end: str | None = None
+    invariants: dict[str, int] | None = None  # booking rules: live rows breaking each at snapshot time
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
 

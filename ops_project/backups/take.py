@@ -142,6 +142,7 @@ def build_manifest(database: DatabaseConfig, backup_id: str, data_object: str, s
                     "recipient_fingerprints": [recipient_fingerprint(r) for r in recipients]} if recipients else None,
         schema_fingerprint=streamed.stats.schema_fingerprint,
         tables=streamed.stats.tables,
+        invariants=streamed.stats.invariants,
         checksum_method=streamed.checksum_method,
         tool_versions=tools,
         extra={"duration_seconds": round(seconds, 3), "finished_at": finished.isoformat(),

@@ -48,7 +48,8 @@ def test_good_backup_passes_every_check_and_is_recorded(backed_up):
     assert report.passed, report.markdown()
     assert {c.name for c in report.checks} == {"stored_sha256", "plaintext_sha256", "engine_integrity",
                                                "schema_fingerprint", "row_counts", "content_checksums",
-                                               "booking_invariants", "rto_within_objective"}
+                                               "booking_invariants", "live_data_invariants",
+                                               "rto_within_objective"}
     invariants = next(c for c in report.checks if c.name == "booking_invariants")
     assert invariants.metadata["rules_checked"] == 5 and invariants.metadata["staff_double-booked"] == 0
     assert report.timings.total > 0 and report.timings.checks > 0
@@ -72,10 +73,37 @@ def test_invariant_violation_is_caught(tmp_path, demo_db, write_config):
                                    [local_region(tmp_path, "r1")]))
     store = Clients(cfg).store(cfg.primary)
     manifest = take_backup(cfg.databases[0], store, cfg.backup)
+    assert manifest.invariants["staff double-booked"] == 1  # a fact about the live data, recorded at snapshot time
     report = verify(store, cfg.databases[0], manifest, rto_minutes=120)
-    assert not report.passed
-    assert [c.name for c in report.failures] == ["booking_invariants"]
-    assert "1 × staff double-booked" in report.failures[0].message
+    assert report.passed, report.markdown()  # faithfully copied: not corruption, and every later backup stays usable
+    assert [c.name for c in report.failures] == ["live_data_invariants"]  # but it is reported, as a warning
+    assert not report.failures[0].blocking and "1 × staff double-booked" in report.failures[0].message
+    # A restore that changes the counts is corruption: re-seal the backup with the double booking removed.
+    import hashlib
+
+    import zstandard
+
+    prefix = backup_prefix("booking", manifest.backup_id)
+    restored = tmp_path / "restored.db"
+    restored.write_bytes(zstandard.ZstdDecompressor().decompressobj().decompress(
+        store.get_bytes(prefix + manifest.data_object)))
+    con = sqlite3.connect(restored)
+    con.execute("DELETE FROM appointments WHERE id = (SELECT max(id) FROM appointments)")
+    con.commit()
+    con.execute("VACUUM")
+    con.close()
+    plain = restored.read_bytes()
+    stored = zstandard.ZstdCompressor().compress(plain)
+    store.put_bytes(prefix + manifest.data_object, stored)
+    doc = json.loads(store.get_bytes(prefix + MANIFEST))
+    doc.update(sha256_stored=hashlib.sha256(stored).hexdigest(), sha256_plaintext=hashlib.sha256(plain).hexdigest(),
+               stored_size_bytes=len(stored), source_size_bytes=len(plain))
+    store.put_bytes(prefix + MANIFEST, json.dumps(doc).encode())
+    report = verify(store, cfg.databases[0], find_backup(store, "booking", manifest.backup_id).manifest,
+                    rto_minutes=120)
+    failed = {c.name: c.message for c in report.failures}
+    assert not report.passed and "booking_invariants" in failed
+    assert "staff double-booked: 0 restored, 1 at snapshot" in failed["booking_invariants"]
 
 
 # --- the verifier verified: each fault planted on purpose must be caught, naming the object -----------

@@ -211,7 +211,7 @@ def test_postgres_to_s3_with_encryption_through_dagster_resources(tmp_path, pg_b
             partition_key=backup_partition_key("core", window), instance=instance)
         assert result.success
         checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-        assert len(checks) == 8 and all(c.passed for c in checks)  # restored from eu-west-1 into a scratch db
+        assert len(checks) == 9 and all(c.passed for c in checks)  # restored from eu-west-1 into a scratch db
         logged = " ".join(repr(e) for e in instance.all_logs(result.run_id))
         run_record = repr(instance.get_run_by_id(result.run_id))
     for region in cfg.regions:

@@ -21,6 +21,7 @@ MASK64 = (1 << 64) - 1
 class SnapshotStats:
     schema_fingerprint: str
     tables: dict[str, TableStats]
+    invariants: dict[str, int] | None = None  # booking rules: rows breaking each, at this point in time
 
 
 @dataclass

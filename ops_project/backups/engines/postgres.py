@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from ops_project.backups.engines import MASK64, Snapshot, SnapshotStats
+from ops_project.backups.invariants import count_violations
 from ops_project.backups.manifest import TableStats
 from ops_project.common.errors import BackupError
 from ops_project.common.streams import CHUNK, CountingReader
@@ -66,7 +67,14 @@ def table_stats(con: psycopg.Connection) -> SnapshotStats:
     fast = con.info.server_version >= 140000  # hash_record_extended arrived in PostgreSQL 14
     for schema, table in sorted({(c[0], c[1]) for c in columns}):
         tables[f"{schema}.{table}"] = _table_checksum(con, sql.Identifier(schema, table), fast)
-    return SnapshotStats(fingerprint, tables)
+    return SnapshotStats(fingerprint, tables, rule_counts(con))
+
+
+def rule_counts(con: psycopg.Connection) -> dict[str, int]:
+    """The booking rules' violation counts in the ``public`` schema, inside the caller's transaction."""
+    names, cols = tables_and_columns(con)
+    with con.transaction():  # a savepoint: a failing rule must not end a snapshot's transaction
+        return count_violations(lambda q: con.execute(q).fetchone()[0], names, cols)
 
 
 def tables_and_columns(con: psycopg.Connection) -> tuple[set[str], set[tuple[str, str]]]:

@@ -9,6 +9,7 @@ process) while the compressor streams it, so neither touches the live database a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import marshal
@@ -17,11 +18,13 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
 from ops_project.backups.blame import blame
 from ops_project.backups.engines import Snapshot, SnapshotStats
+from ops_project.backups.invariants import count_violations
 from ops_project.backups.manifest import TableStats
 from ops_project.common.checks import Outcome
 from ops_project.common.errors import BackupError, OpsError
@@ -50,6 +53,20 @@ def tables_and_columns(con: sqlite3.Connection) -> tuple[set[str], set[tuple[str
     tables = set(user_tables(con))
     columns = {(t, r[1]) for t in tables for r in con.execute(f"PRAGMA table_info({_quote(t)})")}
     return tables, columns
+
+
+def rule_counts(con: sqlite3.Connection) -> dict[str, int]:
+    """The booking rules' violation counts in this database."""
+    names, cols = tables_and_columns(con)
+    return count_violations(lambda q: con.execute(q).fetchone()[0], names, cols)
+
+
+def _rule_counts_of_file(path: Path) -> dict[str, int]:
+    con = _open_ro(path)
+    try:
+        return rule_counts(con)
+    finally:
+        con.close()
 
 
 def table_digest(con: sqlite3.Connection, name: str) -> TableStats:
@@ -143,9 +160,14 @@ def snapshot(path: str | Path, *, scratch_dir: str | Path | None = None) -> Iter
         con = sqlite3.connect(copy)
         con.execute("PRAGMA journal_mode=DELETE")
         con.close()
-        with stats_workers(copy, label=f"the snapshot of {source}") as stats:
+        with stats_workers(copy, label=f"the snapshot of {source}") as stats, ThreadPoolExecutor(1) as pool:
+            facts = pool.submit(_rule_counts_of_file, copy)  # sqlite3 releases the GIL while a query runs
+
+            def all_stats() -> SnapshotStats:
+                return dataclasses.replace(stats(), invariants=facts.result())
+
             with open(copy, "rb") as stream:
-                yield Snapshot(stream=stream, stats=stats, source_size=lambda: copy.stat().st_size,
+                yield Snapshot(stream=stream, stats=all_stats, source_size=lambda: copy.stat().st_size,
                                tool_versions={"sqlite": sqlite3.sqlite_version}, checksum_method=CHECKSUM_METHOD)
 
 

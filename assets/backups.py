@@ -1,6 +1,8 @@
 """``database_backup`` and one ``backup_replica`` per secondary region."""
 
 
+from datetime import UTC
+
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from assets.partitions import backup_partitions, window_partitions
@@ -54,8 +56,14 @@ def build_backup_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         window = make_window(window_key, tw.start, tw.end, ops_cfg.backup.grace_minutes)
         pg_url = getattr(context.resources, database_key(database)).prepare()
         store = getattr(context.resources, region_key(primary)).store()
+        # A run that waited in the queue is measured from when it was created (a schedule tick), not from now.
+        record = context.instance.get_run_record_by_id(context.run_id)
+        requested = record.create_timestamp if record is not None else None
+        if requested is not None and requested.tzinfo is None:  # run storage keeps naive UTC
+            requested = requested.replace(tzinfo=UTC)
         manifest = take_backup(ops_cfg.database(database), store, ops_cfg.backup, pg_url=pg_url,
                                recipients=context.resources.encryption.parsed(), window=window,
+                               requested_at=requested,
                                log=context.log.info)
         ratio = manifest.source_size_bytes / max(manifest.stored_size_bytes, 1)
         return MaterializeResult(metadata={

@@ -13,6 +13,8 @@ from dagster import (
 from assets.partitions import backup_partition_key, last_window_key
 from ops_project.config import OpsConfig
 
+BACKUP_PRIORITY = "10"  # the queued run coordinator dequeues higher priorities first (default 0)
+
 
 def build_backup_schedule(cfg: OpsConfig, job) -> ScheduleDefinition:
     databases = [db.name for db in cfg.databases]
@@ -26,7 +28,8 @@ def build_backup_schedule(cfg: OpsConfig, job) -> ScheduleDefinition:
             return SkipReason(f"no backup window has ended yet (first window starts {cfg.backup.start})")
         return [
             RunRequest(run_key=f"backup|{window_key}|{db}", partition_key=backup_partition_key(db, window_key),
-                       tags={"ops/kind": "backup", "ops/database": db})
+                       # Ahead of queued restore tests and backfills: a backup's window closes, theirs do not.
+                       tags={"ops/kind": "backup", "ops/database": db, "dagster/priority": BACKUP_PRIORITY})
             for db in databases
         ]
 

@@ -173,12 +173,16 @@ def take_backup(
     pg_url: str | None = None,
     recipients: list | None = None,
     window: Window | None = None,
+    requested_at: datetime | None = None,
     now: Callable[[], datetime] = _now,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> Manifest:
-    """Snapshot ``database`` into ``store``: id, snapshot, stream, manifest. Returns the manifest written last."""
+    """Snapshot ``database`` into ``store``: id, snapshot, stream, manifest. Returns the manifest written last.
+
+    ``requested_at``: when the run was asked for (it may have waited in a queue); see ``check_window``.
+    """
     if window is not None:
-        check_window(window, now())
+        check_window(window, now(), requested_at)
     store.check()  # a missing bucket or bad credentials fail before any work
     started = now()
     backup_id = reserve_id(store, database.name, started)

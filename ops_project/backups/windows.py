@@ -21,16 +21,22 @@ class Window:
     closes: datetime
 
 
-def check_window(window: Window, now: datetime) -> None:
-    """A window may be backed up only between its end and its closing time (end + grace)."""
+def check_window(window: Window, now: datetime, requested_at: datetime | None = None) -> None:
+    """A window may be backed up only between its end and its closing time (end + grace).
+
+    ``requested_at``: when the backup was asked for (a scheduled run's creation). A run that waited in a
+    queue is measured from then, not from when it started, so a busy queue never costs a window; a run
+    asked for after the window closed is refused all the same.
+    """
     if now < window.end:
         raise WindowClosedError(
             f"backup window {window.key} ends at {window.end.isoformat()}; it cannot be backed up before "
             f"then (now {now.isoformat()}). Materialise the latest finished window instead.")
-    if now > window.closes:
+    asked = requested_at if requested_at is not None and window.end <= requested_at <= now else now
+    if asked > window.closes:
         raise WindowClosedError(
             f"backup window {window.key} ended at {window.end.isoformat()} and could be backed up until "
-            f"{window.closes.isoformat()}; it is now {now.isoformat()}. A snapshot taken now would store "
+            f"{window.closes.isoformat()}; it was asked for at {asked.isoformat()}. A snapshot taken now would store "
             f"today's data under that window's name, so nothing was stored. Materialise the latest finished "
             f"window, or take an ad-hoc backup with `python -m ops_project backups take`.")
 

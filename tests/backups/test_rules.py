@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from ops_project.backups.config import Retention
 from ops_project.backups.drills import DrillReport, ScenarioResult, report_region
 from ops_project.backups.layout import ID_FORMAT, MANIFEST, VERIFICATION, backup_prefix
@@ -108,3 +110,19 @@ def test_a_backup_id_being_written_is_taken(tmp_path):
     assert first == NOW.strftime(ID_FORMAT) and second == first + "-1"
     writer.abort()
     assert reserve_id(store, "booking", NOW) == first
+
+
+def test_a_queued_backup_is_measured_from_when_it_was_asked_for():
+    from ops_project.backups.windows import check_window, make_window
+    from ops_project.common.errors import WindowClosedError
+
+    end = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    window = make_window("2026-11-22-04:00", end - timedelta(hours=4), end, 60)
+    late_start = end + timedelta(hours=3)  # the run waited three hours behind restore tests
+    check_window(window, late_start, requested_at=end + timedelta(seconds=5))  # the tick is what counts
+    with pytest.raises(WindowClosedError, match="it was asked for at"):
+        check_window(window, late_start)  # asked for (created) now: the window is long closed
+    with pytest.raises(WindowClosedError):  # a creation time after the window closed is refused too
+        check_window(window, late_start, requested_at=end + timedelta(hours=2))
+    with pytest.raises(WindowClosedError):  # a claimed time before the window ended proves nothing
+        check_window(window, late_start, requested_at=end - timedelta(hours=1))

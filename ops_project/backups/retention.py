@@ -75,7 +75,7 @@ def plan(entries: Iterable[BackupEntry], policy: Retention, *, now: datetime, tz
     """
     result = RetentionPlan(region)
     too_old = timedelta(hours=policy.incomplete_after_hours).total_seconds()
-    result.abort_uploads = [u for u in uploads if now.timestamp() - u.initiated > too_old]
+    result.abort_uploads = [u for u in uploads if now.timestamp() - u.last_activity > too_old]
     by_db: dict[str, list[BackupEntry]] = {}
     for entry in entries:
         if entry.complete:

@@ -38,7 +38,7 @@ class UnfinishedUpload:
 
     key: str  # the key the object would have had
     upload_id: str  # the backend's handle for it (an S3 upload id; a local temporary file's name)
-    initiated: float  # unix seconds
+    last_activity: float  # unix seconds of its last sign of life: started, or the newest part written
 
 
 class ObjectWriter(Protocol):
@@ -89,7 +89,8 @@ class ObjectStore(Protocol):
         """Remove ``key``; deleting a key that does not exist is not an error."""
 
     def unfinished_uploads(self, prefix: str = "") -> list[UnfinishedUpload]:
-        """Interrupted writes under ``prefix`` (what a crash left behind), oldest first."""
+        """Writes under ``prefix`` that are not committed: interrupted ones (what a crash left behind) and ones
+        still running, told apart by ``last_activity`` (a running write keeps it fresh); stalest first."""
 
     def abort_upload(self, upload: UnfinishedUpload) -> None:
         """Remove an interrupted write; one that is already gone is not an error."""

@@ -156,7 +156,7 @@ class LocalStore:
                         found.append(UnfinishedUpload(final_key, key, full.stat().st_mtime))
                     except FileNotFoundError:  # committed or aborted meanwhile
                         continue
-        return sorted(found, key=lambda u: u.initiated)
+        return sorted(found, key=lambda u: u.last_activity)
 
     def abort_upload(self, upload: UnfinishedUpload) -> None:
         if not upload.upload_id.rsplit("/", 1)[-1].startswith(PARTIAL):

@@ -150,10 +150,24 @@ class S3Store:
                 Bucket=self.bucket, Prefix=self._key(prefix))
             for page in pages:
                 for up in page.get("Uploads", []):
-                    found.append(UnfinishedUpload(up["Key"][strip:], up["UploadId"], up["Initiated"].timestamp()))
+                    found.append(UnfinishedUpload(up["Key"][strip:], up["UploadId"], self._last_activity(up)))
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, "listing unfinished uploads under", prefix) from None
-        return sorted(found, key=lambda u: u.initiated)
+        return sorted(found, key=lambda u: u.last_activity)
+
+    def _last_activity(self, upload: dict) -> float:
+        """When the upload last moved: its start, or its newest part (a 300 GiB upload takes hours)."""
+        newest = upload["Initiated"].timestamp()
+        pages = self.client.get_paginator("list_parts").paginate(Bucket=self.bucket, Key=upload["Key"],
+                                                                 UploadId=upload["UploadId"])
+        try:
+            for page in pages:
+                for part in page.get("Parts", []):
+                    newest = max(newest, part["LastModified"].timestamp())
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) != "NoSuchUpload":  # finished meanwhile: fine
+                raise
+        return newest
 
     def abort_upload(self, upload: UnfinishedUpload) -> None:
         try:

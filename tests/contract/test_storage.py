@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 import pytest
 
@@ -108,8 +109,18 @@ def test_interrupted_write_is_an_unfinished_upload_never_an_object(store):
     store.put_bytes("backups/db/1/manifest.json", b"{}")
     assert not store.exists("backups/db/1/data.bin")
     assert [o.key for o in store.list("backups/")] == ["backups/db/1/manifest.json"]
-    (upload,) = store.unfinished_uploads("backups/")
-    assert upload.key == "backups/db/1/data.bin" and upload.initiated > 0
+    (started,) = store.unfinished_uploads("backups/")
+    time.sleep(2)
+    moved = time.time()
+    writer.write(os.urandom(PART + 10))  # a write still running shows its last sign of life
+    deadline = time.monotonic() + 15  # (a part may still be in flight on its way to the server)
+    while True:
+        (upload,) = store.unfinished_uploads("backups/")
+        if upload.last_activity >= moved - 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert upload.last_activity >= moved - 1 and upload.last_activity > started.last_activity
+    assert upload.key == "backups/db/1/data.bin" and upload.last_activity > 0
     assert store.unfinished_uploads("other/") == []
     store.abort_upload(upload)
     assert store.unfinished_uploads("backups/") == []

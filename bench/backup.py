@@ -88,7 +88,7 @@ def bench_sqlite(out: Path, size_mb: int, rounds: int) -> dict:
     db = demo(out, size_mb)
     region = out / "region-sqlite"
     cfg = config(out, [{"name": "booking", "engine": "sqlite", "path": str(db)}],
-                 [{"name": "local", "kind": "local", "path": str(region)}])
+                 [{"name": "local", "kind": "local", "path": str(region), "create": True}])
 
     def ours():
         shutil.rmtree(region, ignore_errors=True)
@@ -143,7 +143,7 @@ def bench_rss(out: Path, size_mb: int) -> dict:
     db = demo(out, size_mb)
     region = out / f"region-rss-{size_mb}"
     cfg = config(out, [{"name": "booking", "engine": "sqlite", "path": str(db)}],
-                 [{"name": "local", "kind": "local", "path": str(region)}])
+                 [{"name": "local", "kind": "local", "path": str(region), "create": True}])
     shutil.rmtree(region, ignore_errors=True)
     s, rss = measure([PY, "-m", "ops_project", "--config", str(cfg), "backups", "take", "--database", "booking",
                       "--quiet"])
@@ -180,7 +180,7 @@ def bench_postgres(out: Path, size_mb: int, rounds: int) -> dict:
         size = con.execute("SELECT pg_database_size(current_database())").fetchone()[0]
     region = out / "region-pg"
     cfg = config(out, [{"name": "core", "engine": "postgres", "url_env": "OPS_BENCH_PG_URL"}],
-                 [{"name": "local", "kind": "local", "path": str(region)}])
+                 [{"name": "local", "kind": "local", "path": str(region), "create": True}])
     env = dict(os.environ, OPS_BENCH_PG_URL=url)
 
     def ours():
@@ -201,7 +201,7 @@ import sys
 from ops_project.storage.config import RegionConfig
 from ops_project.backups.replicate import replicate
 from ops_project.storage import S3Credentials, open_store
-src = open_store(RegionConfig(name="src", kind="local", path=sys.argv[1]))
+src = open_store(RegionConfig(name="src", kind="local", path=sys.argv[1], create=True))
 dst = open_store(RegionConfig(name="dst", kind="s3", bucket=sys.argv[3]),
                  S3Credentials(sys.argv[2], sys.argv[4], sys.argv[5]))
 replicate(src, dst, "booking", sys.argv[6])

@@ -37,7 +37,7 @@ def main() -> int:
     region = out / "region-restore"
     shutil.rmtree(region, ignore_errors=True)
     cfg = config(out, [{"name": "booking", "engine": "sqlite", "path": str(db)}],
-                 [{"name": "local", "kind": "local", "path": str(region)}])
+                 [{"name": "local", "kind": "local", "path": str(region), "create": True}])
     subprocess.run([PY, "-m", "ops_project", "--config", str(cfg), "backups", "take", "--database", "booking",
                     "--quiet"], check=True, capture_output=True)
     stored = next(region.rglob("data.sqlite.zst"))

@@ -78,7 +78,9 @@ def write_config(tmp_path):
 
 
 def local_region(tmp_path: Path, name: str) -> dict:
-    return {"name": name, "kind": "local", "path": str(tmp_path / "regions" / name)}
+    path = tmp_path / "regions" / name
+    path.mkdir(parents=True, exist_ok=True)  # like a mounted volume: there before the region is used
+    return {"name": name, "kind": "local", "path": str(path)}
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from resources import build_resources, database_key, region_key
 def cfg(tmp_path, write_config):
     path = write_config([{"name": "core", "engine": "postgres", "url_env": "OPS_T_CORE"},
                          {"name": "booking", "engine": "sqlite", "path": str(tmp_path / "b.db")}],
-                        [{"name": "af-south-1", "kind": "local", "path": str(tmp_path / "af")},
+                        [{"name": "af-south-1", "kind": "local", "path": str(tmp_path / "af"), "create": True},
                          {"name": "eu-west-1", "kind": "s3", "bucket": "bk", "endpoint_url_env": "OPS_T_EP",
                           "access_key_id_env": "OPS_T_KEY", "secret_access_key_env": "OPS_T_SECRET"}],
                         restore={"postgres_scratch_url_env": "OPS_T_SCRATCH"},

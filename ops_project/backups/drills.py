@@ -199,7 +199,7 @@ def corrupt_latest(ctx: DrillContext, db: DatabaseConfig) -> ScenarioResult:
     newest, previous = entries[-1], entries[-2]
     with scratch_directory("drill", ctx.scratch_dir) as tmp:
         # Copies, never the originals: the newest one is then corrupted on purpose.
-        scratch = LocalStore(f"drill-copy-of-{source.region}", Path(tmp) / "region")
+        scratch = LocalStore(f"drill-copy-of-{source.region}", Path(tmp) / "region", create=True)
         for entry in (previous, newest):
             for key in entry.keys:
                 with source.reader(key) as fh:

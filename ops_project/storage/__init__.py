@@ -110,7 +110,7 @@ def open_store(region: RegionConfig, creds: S3Credentials | None = None, *, part
     if region.kind == "local":
         from ops_project.storage.local import LocalStore
 
-        return LocalStore(region.name, region.path)
+        return LocalStore(region.name, region.path, create=region.create)
     from ops_project.storage.s3 import S3Store
 
     if creds is None and any(region.secret_variables()):

@@ -14,6 +14,7 @@ class RegionConfig(Strict):
     name: str = Field(pattern=NAME_RE)
     kind: Literal["local", "s3"]
     path: Path | None = None
+    create: bool = False  # local: create the directory if it is missing (never for a mount point)
     bucket: str | None = None
     prefix: str = ""
     endpoint_url: str | None = None

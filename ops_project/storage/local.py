@@ -58,9 +58,25 @@ class _LocalWriter:
 
 
 class LocalStore:
-    def __init__(self, region: str, root: Path | str):
+    """``create``: make the region's directory when it is missing. Off by default: a region directory that
+    is not there (an NFS share that did not mount) is an error, never a new folder on the local disk."""
+
+    def __init__(self, region: str, root: Path | str, *, create: bool = False):
         self.region = region
         self.root = Path(root).expanduser().resolve()
+        self.create = create
+
+    def _ensure_root(self) -> None:
+        if self.root.is_dir():
+            return
+        if not self.create:
+            raise StorageError(f"region {self.region}: directory {self.root} does not exist: mount the volume or "
+                               f"create the directory (or set create: true for a directory on this disk); it is "
+                               f"never created silently")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"region {self.region}: cannot create directory {self.root}: {exc.strerror}") from None
 
     def __repr__(self) -> str:
         return f"LocalStore({self.region!r}, {str(self.root)!r})"
@@ -75,8 +91,8 @@ class LocalStore:
         return str(self._path(key)) if key else str(self.root)
 
     def check(self) -> None:
+        self._ensure_root()
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=self.root):
                 pass
         except OSError as exc:
@@ -86,6 +102,7 @@ class LocalStore:
             ) from None
 
     def writer(self, key: str, size_hint: int | None = None) -> _LocalWriter:
+        self._ensure_root()
         try:
             return _LocalWriter(self.region, self._path(key))
         except OSError as exc:

@@ -39,7 +39,7 @@ def put_backup(store: LocalStore, at: datetime, *, verified: bool | None = None,
 
 
 def test_a_backup_verified_in_any_region_is_kept_in_every_region(tmp_path):
-    primary, dr = LocalStore("af", tmp_path / "af"), LocalStore("eu", tmp_path / "eu")
+    primary, dr = LocalStore("af", tmp_path / "af", create=True), LocalStore("eu", tmp_path / "eu", create=True)
     times = [NOW - timedelta(hours=h) for h in (30, 20, 10)]
     ids = [put_backup(primary, t) for t in times]
     for t, verified in zip(times, (True, False, None), strict=True):  # verified only in the DR region
@@ -87,7 +87,7 @@ def test_drill_summary_per_scenario_is_the_worst_database():
 
 
 def test_rpo_table_and_status(tmp_path):
-    store = LocalStore("eu", tmp_path / "eu")
+    store = LocalStore("eu", tmp_path / "eu", create=True)
     put_backup(store, NOW - timedelta(minutes=300), verified=True)
     put_backup(store, NOW - timedelta(minutes=60), verified=False)
     status = verified_rpo([store], "booking", 240, now=NOW)
@@ -101,7 +101,7 @@ def test_rpo_table_and_status(tmp_path):
 
 def test_a_backup_id_being_written_is_taken(tmp_path):
     """Two backups started in the same second never share an id, even while the first one's data is in flight."""
-    store = LocalStore("af", tmp_path / "af")
+    store = LocalStore("af", tmp_path / "af", create=True)
     first = reserve_id(store, "booking", NOW)
     writer = store.writer(backup_prefix("booking", first) + "data.sqlite.zst")  # in flight: nothing listed yet
     writer.write(b"partial")

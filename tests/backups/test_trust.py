@@ -350,3 +350,16 @@ def test_replicate_a_backup_that_missed_a_region(backed_up, tmp_path):
     assert again.returncode == 0 and "already there, re-verified" in again.stdout
     assert _cli(path, "replicate", "--database", "booking", "--region", "af-south-1").returncode == 1
     assert _cli(path, "replicate", "--database", "booking", "--backup-id", "19990101T000000Z").returncode == 4
+
+
+def test_a_missing_region_directory_is_an_error_never_a_new_folder(tmp_path, demo_db, write_config):
+    """An NFS share that did not mount must not silently become a folder on the local disk."""
+    mount = tmp_path / "mnt" / "backups"
+    path = write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
+                        [{"name": "nfs", "kind": "local", "path": str(mount)}])
+    out = _cli(path, "take", "--database", "booking")
+    assert out.returncode == 1 and "does not exist" in out.stderr and "mount" in out.stderr, out.stderr
+    assert not mount.exists() and not (tmp_path / "mnt").exists()
+    path = write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
+                        [{"name": "disk", "kind": "local", "path": str(mount), "create": True}])
+    assert _cli(path, "take", "--database", "booking").returncode == 0 and mount.is_dir()

@@ -20,7 +20,8 @@ PART = 5 << 20  # the S3 minimum, so multipart kicks in on modest objects
 @pytest.fixture(params=["local", "s3"])
 def store(request, tmp_path):
     if request.param == "local":
-        return open_store(RegionConfig(name="here", kind="local", path=tmp_path / "region"), part_size=PART)
+        return open_store(RegionConfig(name="here", kind="local", path=tmp_path / "region", create=True),
+                          part_size=PART)
     weed = request.getfixturevalue("weed_pair")[0]
     bucket = weed.make_bucket(unique("contract"))
     region = RegionConfig(name="there", kind="s3", bucket=bucket, prefix="ops")

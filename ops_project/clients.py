@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from ops_project.backups.encryption import parse_identities, parse_recipients
 from ops_project.common.config import DatabaseConfig, secret
+from ops_project.common.errors import ConfigError
 from ops_project.config import OpsConfig
 from ops_project.demo.database import ensure as ensure_demo
 from ops_project.notify.config import AlertsConfig
@@ -53,11 +54,19 @@ class Clients:
         return self._secret(db.url_env, f"databases.{db.name}.url_env")
 
     def scratch_server(self, db: DatabaseConfig) -> str | None:
-        """The PostgreSQL server restores go to: ``restore.postgres_scratch_url_env``, else the source's."""
+        """The PostgreSQL server restore tests and drills create throw-away databases on:
+        ``restore.postgres_scratch_url_env``; the source (production) server only when the configuration
+        says so explicitly (``restore.scratch_on_source: true``)."""
         if db.engine != "postgres":
             return None
         var = self.cfg.restore.postgres_scratch_url_env
-        return self._secret(var, "restore.postgres_scratch_url_env") if var else self.database_url(db)
+        if var:
+            return self._secret(var, "restore.postgres_scratch_url_env")
+        if self.cfg.restore.scratch_on_source:
+            return self.database_url(db)
+        raise ConfigError(f"{self.cfg.source}: restoring database {db.name} needs a PostgreSQL server for "
+                          f"throw-away databases: set restore.postgres_scratch_url_env (recommended), or "
+                          f"restore.scratch_on_source: true to create them on {db.name}'s own, production server")
 
     # encryption ---------------------------------------------------------------------------------
     def recipients(self) -> list | None:

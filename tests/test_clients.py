@@ -62,6 +62,16 @@ def test_a_missing_variable_names_the_variable_and_the_key(cfg):
     assert clients.notifier().webhook_url is None  # alerts off, not an error
 
 
+def test_scratch_databases_go_to_the_production_server_only_when_said_so(tmp_path, write_config):
+    dbs = [{"name": "core", "engine": "postgres", "url_env": "OPS_T_CORE"}]
+    regions = [{"name": "r", "kind": "local", "path": str(tmp_path / "r"), "create": True}]
+    silent = Clients(load_config(write_config(dbs, regions)), env=ENV)
+    with pytest.raises(ConfigError, match="restore.postgres_scratch_url_env .*restore.scratch_on_source"):
+        silent.scratch_server(silent.cfg.database("core"))
+    explicit = Clients(load_config(write_config(dbs, regions, restore={"scratch_on_source": True})), env=ENV)
+    assert explicit.scratch_server(explicit.cfg.database("core")) == ENV["OPS_T_CORE"]
+
+
 def test_open_store_refuses_to_guess_credentials(cfg):
     with pytest.raises(ConfigError, match="ops_project.clients"):
         open_store(cfg.region("eu-west-1"))

@@ -58,7 +58,8 @@ class BackupConfig(Strict):
 class RestoreConfig(Strict):
     region: str | None = None  # default: the last region (proves the disaster-recovery path)
     age_identity_env: str | None = None  # the age identity (secret key line from age-keygen) for encrypted backups
-    postgres_scratch_url_env: str | None = None  # server for throw-away databases; default: the source's
+    postgres_scratch_url_env: str | None = None  # server for throw-away databases (restore tests, drills)
+    scratch_on_source: bool = False  # without a scratch server: create them on the source (production) server
     scratch_dir: Path | None = None
 
 

@@ -203,7 +203,7 @@ def test_postgres_to_s3_with_encryption_through_dagster_resources(tmp_path, pg_b
                         [s3_region("af-south-1", bucket_a, "OPS_T_ENDPOINT_A"),
                          s3_region("eu-west-1", bucket_b, "OPS_T_ENDPOINT_B")],
                         backup={"encryption": {"age_recipients_env": "OPS_T_AGE"}},
-                        restore={"age_identity_env": "OPS_T_AGE_ID"})
+                        restore={"age_identity_env": "OPS_T_AGE_ID", "scratch_on_source": True})
     cfg = load_config(path)
     defs = build_definitions(cfg)
     window = last_window_key(cfg, datetime.now(UTC))

@@ -32,12 +32,12 @@ class BackupEntry:
 
     @property
     def verified(self) -> bool:
-        return bool(self.verification and self.verification.get("passed"))
+        return self.verification is not None and self.verification.get("passed") is True
 
     @property
     def failed_verification(self) -> bool:
         """A restore verification convicted this backup (inconclusive runs are never recorded)."""
-        return bool(self.verification and self.verification.get("passed") is False)
+        return self.verification is not None and self.verification.get("passed") is False
 
     @property
     def complete(self) -> bool:
@@ -105,10 +105,10 @@ def list_backups(store: ObjectStore, database: str | None = None, *, read_manife
                     entry.problem = str(exc)
             if entry.complete and any(k.endswith("/" + VERIFICATION) for k in entry.keys):
                 try:
-                    entry.verification = json.loads(store.get_bytes(
-                        backup_prefix(entry.database, entry.backup_id) + VERIFICATION))
+                    record = json.loads(store.get_bytes(backup_prefix(entry.database, entry.backup_id) + VERIFICATION))
                 except ValueError:
-                    entry.verification = None  # an unreadable record proves nothing
+                    record = None
+                entry.verification = record if isinstance(record, dict) else None  # an unreadable record proves nothing
     return out
 
 

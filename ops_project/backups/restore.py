@@ -27,6 +27,7 @@ import zstandard
 from ops_project.backups.blame import blame
 from ops_project.backups.catalog import BackupEntry, list_backups
 from ops_project.backups.engines.postgres import parse_url, redact_url
+from ops_project.backups.engines.sqlite import connect_ro
 from ops_project.backups.layout import MANIFEST, backup_prefix
 from ops_project.backups.manifest import Manifest
 from ops_project.backups.scratch import scratch_directory
@@ -222,9 +223,13 @@ def restore_postgres(dump: Path, target_url: str) -> float:
     if info.get("password"):
         env["PGPASSWORD"] = str(info.pop("password"))
     t = time.perf_counter()
-    proc = subprocess.run(["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--no-password",
-                           f"--dbname={psycopg.conninfo.make_conninfo(**info)}", str(dump)],
-                          capture_output=True, text=True, env=env)
+    try:
+        proc = subprocess.run(["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--no-password",
+                               f"--dbname={psycopg.conninfo.make_conninfo(**info)}", str(dump)],
+                              capture_output=True, text=True, env=env)
+    except OSError as exc:
+        raise RestoreError(f"cannot run pg_restore ({exc.strerror or exc}): install the PostgreSQL client "
+                           f"matching the server's version") from None
     if proc.returncode != 0:
         raise RestoreError(f"pg_restore of {dump.name} into {info.get('dbname')} failed: "
                            f"{proc.stderr.strip()[-1500:]}")
@@ -234,7 +239,7 @@ def restore_postgres(dump: Path, target_url: str) -> float:
 def check_sqlite_integrity(path: Path, *, what: str) -> None:
     """SQLite's own ``integrity_check`` on a restored copy; CorruptDatabaseError (nothing replaced) if unsound."""
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = connect_ro(path)
         try:
             problems = [r[0] for r in con.execute("PRAGMA integrity_check(20)")]
         finally:

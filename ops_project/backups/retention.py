@@ -67,11 +67,12 @@ def plan(entries: Iterable[BackupEntry], policy: Retention, *, now: datetime, tz
          verdict: Verdict = lambda _e: None, uploads: Iterable[UnfinishedUpload] = ()) -> RetentionPlan:
     """What to keep and delete in one region.
 
-    keep_last keeps the newest backups not known to be bad (a backup that failed verification never fills
-    a keep_last place); each daily/weekly/monthly slot keeps its period's newest verified backup, else its
-    newest not known to be bad, else its newest. The newest verified backup (else the newest not known to
-    be bad) is always kept: it is what a restore would use. A failed backup never protects the rest; when
-    every backup failed, the newest is still kept, for a person to inspect.
+    keep_last keeps the newest backups not known to be bad (a backup that failed verification never
+    fills a keep_last place); daily/weekly/monthly slots go to the newest periods holding a backup not
+    known to be bad, each keeping its period's newest verified backup, else its newest not known to be
+    bad. The newest verified backup (else the newest not known to be bad) is always kept: it is what a
+    restore would use. A failed backup never protects the rest; when every backup failed, the newest is
+    still kept, for a person to inspect.
     """
     result = RetentionPlan(region)
     too_old = timedelta(hours=policy.incomplete_after_hours).total_seconds()
@@ -93,10 +94,12 @@ def plan(entries: Iterable[BackupEntry], policy: Retention, *, now: datetime, tz
         not_bad = [e for e in complete if verdict(e) is not Outcome.FAILED]
         for entry in not_bad[-policy.keep_last:]:
             keep.setdefault((entry.database, entry.backup_id), []).append("keep_last")
-        _buckets(complete, policy.daily, lambda t: t.strftime("%Y-%m-%d"), tz, "daily", keep, best)
-        _buckets(complete, policy.weekly, lambda t: "{}-W{:02d}".format(*t.isocalendar()[:2]), tz, "weekly",
+        # Slots go to periods that hold a backup not known to be bad: a day of failed backups never pushes
+        # an older good day out of the daily slots.
+        _buckets(not_bad, policy.daily, lambda t: t.strftime("%Y-%m-%d"), tz, "daily", keep, best)
+        _buckets(not_bad, policy.weekly, lambda t: "{}-W{:02d}".format(*t.isocalendar()[:2]), tz, "weekly",
                  keep, best)
-        _buckets(complete, policy.monthly, lambda t: t.strftime("%Y-%m"), tz, "monthly", keep, best)
+        _buckets(not_bad, policy.monthly, lambda t: t.strftime("%Y-%m"), tz, "monthly", keep, best)
         verified = [e for e in complete if verdict(e) is Outcome.PASSED]
         newest, why = ((verified[-1], "newest verified") if verified else (not_bad[-1], "newest complete")
                        if not_bad else (complete[-1], "newest, though it failed verification: for inspection"))

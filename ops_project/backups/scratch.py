@@ -9,8 +9,10 @@ that the next run can tell a leaked one by its age. Both are swept once older th
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 import uuid
@@ -24,7 +26,7 @@ from ops_project.backups.engines.postgres import parse_url
 
 STALE_SECONDS = 24 * 3600
 PURPOSES = ("snapshot", "verify", "drill", "restore")
-_DIR_RE = re.compile(rf"^ops-({'|'.join(PURPOSES)})-")
+_DIR_RE = re.compile(rf"^ops-({'|'.join(PURPOSES)})-[a-z0-9_]{{8}}$")  # exactly what tempfile names them
 _DB_RE = re.compile(rf"^ops_({'|'.join(PURPOSES)})_(\d{{10}})_[0-9a-f]+$")
 
 
@@ -44,8 +46,9 @@ def sweep_stale_directories(base: str | Path | None, *, now: float | None = None
     with contextlib.suppress(OSError):
         for path in root.iterdir():
             try:
-                if path.is_dir() and not path.is_symlink() and _DIR_RE.match(path.name) and \
-                        now - _newest_mtime(path) > STALE_SECONDS:
+                st = path.lstat()
+                ours = stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700
+                if ours and _DIR_RE.match(path.name) and now - _newest_mtime(path) > STALE_SECONDS:
                     shutil.rmtree(path, ignore_errors=True)
                     removed.append(path)
             except OSError:
@@ -69,8 +72,10 @@ def sweep_stale_databases(con: psycopg.Connection, *, now: float | None = None) 
     for (name,) in con.execute("SELECT datname FROM pg_database WHERE datname LIKE 'ops\\_%'").fetchall():
         match = _DB_RE.match(name)
         if match and now - int(match.group(2)) > STALE_SECONDS:
-            con.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                psycopg.sql.Identifier(name)))
+            try:  # without FORCE: a database somebody is still connected to is left alone
+                con.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {}").format(psycopg.sql.Identifier(name)))
+            except psycopg.errors.ObjectInUse:
+                continue
             dropped.append(name)
     return dropped
 

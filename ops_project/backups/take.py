@@ -143,6 +143,7 @@ def build_manifest(database: DatabaseConfig, backup_id: str, data_object: str, s
         schema_fingerprint=streamed.stats.schema_fingerprint,
         tables=streamed.stats.tables,
         invariants=streamed.stats.invariants,
+        checksum_settings=streamed.stats.checksum_settings,
         checksum_method=streamed.checksum_method,
         tool_versions=tools,
         extra={"duration_seconds": round(seconds, 3), "finished_at": finished.isoformat(),

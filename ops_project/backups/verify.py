@@ -8,6 +8,7 @@ recorded next to the backup (``verification.json``); retention and the verified 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
@@ -30,6 +31,7 @@ from ops_project.common.errors import (
     IntegrityError,
     ObjectMissingError,
     OpsError,
+    ScratchServerError,
     StorageError,
 )
 from ops_project.common.streams import Progress
@@ -163,11 +165,11 @@ def _verify_sqlite(path: Path, manifest: Manifest) -> list[Check]:
     in another (sqlite3 releases the GIL while a statement runs), content checksums in worker processes."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from ops_project.backups.engines.sqlite import connect_ro, stats_workers
     from ops_project.backups.engines.sqlite import rule_counts as sqlite_rule_counts
-    from ops_project.backups.engines.sqlite import stats_workers
 
     def connect() -> sqlite3.Connection:
-        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        return connect_ro(path, check_same_thread=False)
 
     def integrity() -> list[str]:
         con = connect()
@@ -204,12 +206,38 @@ def _verify_postgres(dump: Path, manifest: Manifest, server_url: str, timings: T
         return _check_restored_postgres(dump, manifest, target, timings)
 
 
+_SCRATCH_GAPS = [  # pg_restore errors that describe the scratch server or our tools, not the dump
+    (re.compile(r'could not open extension control file "[^"]*/([^/"]+)\.control"'), "the extension {}"),
+    (re.compile(r'extension "([^"]+)" is not available'), "the extension {}"),
+    (re.compile(r'permission denied to create extension "([^"]+)"'), "permission to create the extension {}"),
+    (re.compile(r'role "([^"]+)" does not exist'), "the role {}"),
+    (re.compile(r'tablespace "([^"]+)" does not exist'), "the tablespace {}"),
+    # A real archive version our pg_restore is too old for (1.x); "0.0" or garbage is a broken dump instead.
+    (re.compile(r"unsupported version \((1\.\d+)\) in file header"), "a pg_restore that reads archive version {}"),
+    (re.compile(r"(No space left on device|could not extend file|out of memory|"
+                r"server closed the connection|terminating connection|connection to server .* failed|"
+                r"could not connect to server|permission denied for database)"), "room or service ({})"),
+]
+
+
+def _scratch_server_lacks(error: str) -> str | None:
+    for pattern, what in _SCRATCH_GAPS:
+        match = pattern.search(error)
+        if match:
+            return what.format(match.group(1))
+    return None
+
+
 def _check_restored_postgres(dump: Path, manifest: Manifest, target: str, timings: Timings) -> list[Check]:
     from ops_project.backups.engines.postgres import table_stats
 
     try:
         timings.restore = restore_postgres(dump, target)
     except OpsError as exc:
+        missing = _scratch_server_lacks(str(exc))
+        if missing:  # the scratch server, not the backup: inconclusive, and named
+            raise ScratchServerError(f"could not restore {manifest.database} on the scratch PostgreSQL server: it "
+                                     f"(or our pg_restore) lacks {missing}; not the backup's fault: {exc}") from None
         return [_check("engine_integrity", False, str(exc)),
                 *(_check(n, False, "restore failed") for n in ("schema_fingerprint", "row_counts",
                                                               "content_checksums", "booking_invariants",
@@ -218,8 +246,9 @@ def _check_restored_postgres(dump: Path, manifest: Manifest, target: str, timing
     t = time.perf_counter()
     with psycopg.connect(target, autocommit=True) as con:
         restored.metadata["amcheck"] = _amcheck(con, restored)
-        with con.transaction():
-            stats = table_stats(con)
+        with con.transaction():  # the manifest's own method per table, under the settings it was computed with
+            stats = table_stats(con, settings=manifest.checksum_settings, methods={
+                name: t.checksum.split(":", 1)[0] for name, t in manifest.tables.items() if ":" in t.checksum})
         checks = [restored, *_invariant_checks(stats.invariants or {}, manifest), *_compare_stats(manifest, stats)]
     timings.checks = time.perf_counter() - t
     return checks

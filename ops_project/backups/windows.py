@@ -32,7 +32,10 @@ def check_window(window: Window, now: datetime, requested_at: datetime | None = 
         raise WindowClosedError(
             f"backup window {window.key} ends at {window.end.isoformat()}; it cannot be backed up before "
             f"then (now {now.isoformat()}). Materialise the latest finished window instead.")
-    asked = requested_at if requested_at is not None and window.end <= requested_at <= now else now
+    # A queue may delay a run by up to one more window length; beyond that its data is not the window's.
+    patience = window.end - window.start
+    asked = requested_at if requested_at is not None and window.end <= requested_at <= now and \
+        now <= window.closes + patience else now
     if asked > window.closes:
         raise WindowClosedError(
             f"backup window {window.key} ended at {window.end.isoformat()} and could be backed up until "

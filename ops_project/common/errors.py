@@ -49,5 +49,9 @@ class CorruptDatabaseError(IntegrityError):
     """The restored copy (its bytes matching the manifest) is not a sound database."""
 
 
+class ScratchServerError(OpsError):
+    """The scratch server cannot restore or check a backup (missing extension, role, old version): ours."""
+
+
 class EncryptionError(OpsError):
     """Encryption recipients or identities are missing or invalid."""

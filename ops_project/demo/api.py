@@ -46,7 +46,7 @@ def create_app(db_path: str | Path, version: str, *, latency_ms: int = 0) -> Sta
     def connect() -> sqlite3.Connection:
         if not db_path.is_file():
             raise ApiError(503, "database unavailable")
-        con = sqlite3.connect(f"file:{db_path}?mode=rw", uri=True, timeout=5)
+        con = sqlite3.connect(Path(db_path).resolve().as_uri() + "?mode=rw", uri=True, timeout=5)
         con.row_factory = sqlite3.Row
         con.execute("PRAGMA foreign_keys=ON")
         return con

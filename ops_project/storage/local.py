@@ -132,6 +132,8 @@ class LocalStore:
 
     def _walk(self, prefix: str) -> Iterator[tuple[str, Path]]:
         """(key, path) of every file under ``prefix``, in key order, partial writes included."""
+        if not self.root.is_dir() and not self.create:
+            self._ensure_root()  # a missing region is an error, not an empty one
         base = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
         if not base.is_dir():
             return

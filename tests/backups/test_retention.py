@@ -42,12 +42,12 @@ policies = st.builds(Retention, keep_last=st.integers(1, 5), daily=st.integers(0
 def expected_keep(backups: list[tuple[str, datetime, object]], policy: Retention) -> set[datetime]:
     """The oracle, written from the policy's words rather than from the planner: ``backups`` are one
     database's complete backups as (verdict, time, _). Returns the times that must be kept, exactly."""
-    def goodness(b):  # verified beats unknown beats failed; then newer beats older
-        return ({"passed": 2, None: 1, "failed": 0}[b[0]], b[1])
+    def goodness(b):  # verified beats unknown; then newer beats older
+        return (b[0] == "passed", b[1])
 
     times_newest_first = sorted(backups, key=lambda b: b[1], reverse=True)
     keep = {b[1] for b in [b for b in times_newest_first if b[0] != "failed"][:policy.keep_last]}
-    local = [(b, b[1].astimezone(TZ)) for b in backups]
+    local = [(b, b[1].astimezone(TZ)) for b in backups if b[0] != "failed"]  # failed ones never hold a slot
     for count, period in ((policy.daily, lambda t: (t.year, t.month, t.day)),
                           (policy.weekly, lambda t: tuple(t.isocalendar()[:2])),
                           (policy.monthly, lambda t: (t.year, t.month))):

@@ -126,3 +126,14 @@ def test_a_queued_backup_is_measured_from_when_it_was_asked_for():
         check_window(window, late_start, requested_at=end + timedelta(hours=2))
     with pytest.raises(WindowClosedError):  # a claimed time before the window ended proves nothing
         check_window(window, late_start, requested_at=end - timedelta(hours=1))
+
+
+def test_a_queue_delay_is_forgiven_for_one_window_length_only():
+    from ops_project.backups.windows import check_window, make_window
+    from ops_project.common.errors import WindowClosedError
+
+    end = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    window = make_window("2026-11-22-04:00", end - timedelta(hours=4), end, 60)  # closes at 09:00
+    check_window(window, end + timedelta(hours=4, minutes=59), requested_at=end)  # 09:00 + one window length
+    with pytest.raises(WindowClosedError):  # weeks later, the snapshot would not be the window's data
+        check_window(window, end + timedelta(days=19), requested_at=end)

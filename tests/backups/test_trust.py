@@ -4,6 +4,7 @@ fault is inconclusive, and a restore never writes bytes that are not a sound dat
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -257,9 +258,9 @@ def test_leftovers_of_a_killed_run_are_swept(tmp_path, pg_server):
 
     base = tmp_path / "scratch"
     base.mkdir()
-    old, fresh, other = base / "ops-snapshot-abc", base / "ops-verify-def", base / "ops-unrelated-x"
+    old, fresh, other = base / "ops-snapshot-abc_1234", base / "ops-verify-def_5678", base / "ops-unrelated-x"
     for d in (old, fresh, other):
-        d.mkdir()
+        d.mkdir(mode=0o700)
         (d / "snapshot.sqlite").write_bytes(b"plaintext")
     day_ago = time.time() - 2 * 24 * 3600
     for p in (old, old / "snapshot.sqlite", other, other / "snapshot.sqlite"):
@@ -363,3 +364,132 @@ def test_a_missing_region_directory_is_an_error_never_a_new_folder(tmp_path, dem
     path = write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
                         [{"name": "disk", "kind": "local", "path": str(mount), "create": True}])
     assert _cli(path, "take", "--database", "booking").returncode == 0 and mount.is_dir()
+
+
+def test_postgres_checksums_do_not_depend_on_the_scratch_servers_settings(tmp_path, scratch_pg, write_config,
+                                                                        monkeypatch):
+    """A table checksummed over its text form (json has no hash function) with timestamps, intervals, floats
+    and bytes: the production session and the scratch session print them differently, and still agree."""
+    import psycopg
+
+    url = scratch_pg()
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("CREATE TABLE events (id serial PRIMARY KEY, at timestamptz, took interval, ratio float8, "
+                    "blob bytea, payload json)")
+        con.execute("INSERT INTO events (at, took, ratio, blob, payload) SELECT timestamptz '2026-11-22 04:00+00' "
+                    "+ g * interval '7 minutes', g * interval '90 seconds', g / 7.0, decode(md5(g::text), 'hex'), "
+                    "json_build_object('g', g) FROM generate_series(1, 500) g")
+    production = f"{url}?options=-c%20TimeZone%3DAfrica%2FJohannesburg%20-c%20DateStyle%3DSQL%2CDMY" \
+                 f"%20-c%20extra_float_digits%3D0%20-c%20bytea_output%3Descape%20-c%20IntervalStyle%3Dsql_standard"
+    monkeypatch.setenv("OPS_T_CORE_URL", production)
+    cfg = load_config(write_config([{"name": "core", "engine": "postgres", "url_env": "OPS_T_CORE_URL"}],
+                                   [local_region(tmp_path, "r1")]))
+    store = Clients(cfg).store(cfg.primary)
+    manifest = take_backup(cfg.databases[0], store, cfg.backup, pg_url=production)
+    assert manifest.tables["public.events"].checksum.startswith("md5:")
+    assert manifest.checksum_settings and manifest.checksum_settings["TimeZone"] == "UTC"
+    report = verify(store, cfg.databases[0], manifest, rto_minutes=120, pg_server_url=url)  # plain defaults
+    assert report.passed, report.markdown()
+
+
+def test_a_question_mark_in_a_path_never_opens_another_file(tmp_path, demo_db, write_config):
+    """SQLite URIs: '?' starts the query string unless the path is escaped."""
+    import shutil
+
+    odd = tmp_path / "z?1" / "booking.db"
+    odd.parent.mkdir()
+    shutil.copy(demo_db, odd)
+    path = write_config([{"name": "booking", "engine": "sqlite", "path": str(odd)}],
+                        [local_region(tmp_path, "a")], restore={"scratch_dir": str(tmp_path / "s?x")})
+    (tmp_path / "s?x").mkdir()
+    assert _cli(path, "take", "--database", "booking", "--quiet").returncode == 0
+    assert not (tmp_path / "z").exists() and not (tmp_path / "s").exists()  # nothing opened (or created) there
+    cfg = load_config(path)
+    (entry,) = list_backups(Clients(cfg).store("a"), "booking")
+    assert entry.manifest.total_rows > 1000
+    out = _cli(path, "verify", "--database", "booking")
+    assert out.returncode == 0, out.stdout + out.stderr
+    target = tmp_path / "q?x" / "restored.db"
+    assert _cli(path, "restore", "--database", "booking", "--to", str(target)).returncode == 0
+    assert sqlite3.connect(target).execute("SELECT count(*) FROM appointments").fetchone()[0] > 0
+    assert not (tmp_path / "q").exists()
+
+
+def test_a_schema_the_rules_do_not_know_never_stops_a_backup(tmp_path, write_config):
+    db = tmp_path / "other.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE appointments (id integer primary key, staff_id int, starts_at text, ends_at text)")
+    con.execute("INSERT INTO appointments (staff_id, starts_at, ends_at) VALUES (1, '09:00', '10:00')")
+    con.commit()
+    con.close()
+    cfg = load_config(write_config([{"name": "other", "engine": "sqlite", "path": str(db)}],
+                                   [local_region(tmp_path, "a")]))
+    store = Clients(cfg).store("a")
+    manifest = take_backup(cfg.databases[0], store, cfg.backup)  # "status" is missing: the rule does not apply
+    assert manifest.invariants == {} and manifest.tables["appointments"].rows == 1
+    assert verify(store, cfg.databases[0], manifest, rto_minutes=120).passed
+
+
+@pytest.mark.parametrize("manifest_text", ["[]", '{"format_version": 1, "tables": []}', "FIELD:data_object=[\"x\"]",
+                                           "FIELD:source_size_bytes=\"2199552\"", "FIELD:stored_size_bytes=null",
+                                           "FIELD:invariants=[1]", "FIELD:tables={\"t\": {\"rows\": \"1\"}}"])
+def test_a_malformed_manifest_is_untrusted_never_a_traceback(backed_up, manifest_text):
+    path, _cfg, dr, manifest = backed_up
+    key = backup_prefix("booking", manifest.backup_id) + MANIFEST
+    if manifest_text.startswith("FIELD:"):
+        name, value = manifest_text[6:].split("=", 1)
+        manifest_text = json.dumps({**json.loads(dr.get_bytes(key)), name: json.loads(value)})
+    dr.put_bytes(key, manifest_text.encode())
+    listed = _cli(path, "list", "--region", "eu-west-1")
+    assert listed.returncode == 0 and "UNREADABLE" in listed.stdout, listed.stderr
+    for verb in (["verify"], ["restore", "--to", str(Path(dr.describe()).parent / "out.db")]):
+        out = _cli(path, *verb, "--database", "booking", "--backup-id", manifest.backup_id)
+        assert out.returncode == 3 and "Traceback" not in out.stderr, out.stderr
+
+
+def test_a_verification_record_says_passed_only_with_true(backed_up):
+    _path, _cfg, dr, manifest = backed_up
+    prefix = backup_prefix("booking", manifest.backup_id)
+    for record_text, verified, failed in (('{"passed": "false"}', False, False), ("[1]", False, False),
+                                          ('{"passed": true}', True, False), ('{"passed": false}', False, True)):
+        dr.put_bytes(prefix + "verification.json", record_text.encode())
+        (entry,) = list_backups(dr, "booking")
+        assert (entry.verified, entry.failed_verification) == (verified, failed), record_text
+
+
+def test_a_pg_restore_that_cannot_read_the_archive_is_our_tool_not_the_backup(tmp_path, pg_booking, write_config,
+                                                                              monkeypatch):
+    monkeypatch.setenv("OPS_T_CORE_URL", pg_booking)
+    cfg = load_config(write_config([{"name": "core", "engine": "postgres", "url_env": "OPS_T_CORE_URL"}],
+                                   [local_region(tmp_path, "r1")]))
+    store = Clients(cfg).store(cfg.primary)
+    manifest = take_backup(cfg.databases[0], store, cfg.backup, pg_url=pg_booking)
+    fake = tmp_path / "old-client"
+    fake.mkdir()
+    (fake / "pg_restore").write_text("#!/bin/sh\necho 'pg_restore: error: unsupported version (1.16) in file header'"
+                                     " >&2\nexit 1\n")
+    (fake / "pg_restore").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    report = verify(store, cfg.databases[0], manifest, rto_minutes=120, pg_server_url=pg_booking)
+    assert report.outcome is Outcome.INCONCLUSIVE and "unsupported version" in str(report.error)
+    assert record(store, report) is False
+
+
+def test_the_sweep_takes_only_our_own_stale_directories(tmp_path):
+    import time
+
+    from ops_project.backups.scratch import sweep_stale_directories
+
+    base = tmp_path / "scratch"
+    base.mkdir()
+    ours, notes, shared = base / "ops-verify-ab12cd34", base / "ops-restore-incident-2026-11-20", \
+        base / "ops-drill-ef56gh78"
+    for d, mode in ((ours, 0o700), (notes, 0o700), (shared, 0o755)):
+        d.mkdir()
+        d.chmod(mode)
+        (d / "f").write_text("x")
+        old = time.time() - 3 * 24 * 3600
+        for p in (d, d / "f"):
+            os.utime(p, (old, old))
+    assert sweep_stale_directories(base) == [ours]
+    assert notes.exists() and shared.exists()

@@ -22,6 +22,7 @@ class SnapshotStats:
     schema_fingerprint: str
     tables: dict[str, TableStats]
     invariants: dict[str, int] | None = None  # booking rules: rows breaking each, at this point in time
+    checksum_settings: dict[str, str] | None = None  # session settings the checksums were computed under
 
 
 @dataclass

@@ -23,7 +23,7 @@ from psycopg import sql
 from ops_project.backups.engines import MASK64, Snapshot, SnapshotStats
 from ops_project.backups.invariants import count_violations
 from ops_project.backups.manifest import TableStats
-from ops_project.common.errors import BackupError
+from ops_project.common.errors import BackupError, ScratchServerError
 from ops_project.common.streams import CHUNK, CountingReader
 
 CHECKSUM_METHOD = ("postgres: sum mod 2^64 of a 64-bit hash per row, any order; "
@@ -49,8 +49,21 @@ def redact_url(url: str) -> str:
     return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-def table_stats(con: psycopg.Connection) -> SnapshotStats:
+# Row checksums over text (``md5:``) depend on how values print: pinned on every checksum connection, and
+# recorded in the manifest, so that a scratch server with other defaults computes the same sums.
+CHECKSUM_SETTINGS = {"TimeZone": "UTC", "DateStyle": "ISO, YMD", "IntervalStyle": "postgres",
+                     "extra_float_digits": "3", "bytea_output": "hex"}
+
+
+def table_stats(con: psycopg.Connection, *, settings: dict[str, str] | None = CHECKSUM_SETTINGS,
+                methods: dict[str, str] | None = None) -> SnapshotStats:
+    """Schema fingerprint, per-table row counts and checksums, and booking-rule counts, in the caller's
+    transaction. ``settings`` are applied for this transaction only (None: the session's own, as manifests
+    written before they were pinned expect). ``methods`` ({table: "hrx" | "md5"}) repeats a manifest's
+    choice per table when verifying; without it the fastest method the server offers is used."""
     cur = con.cursor()
+    for name, value in (settings or {}).items():
+        cur.execute("SELECT set_config(%s, %s, true)", (name, value))
     cur.execute(
         "SELECT c.table_schema, c.table_name, c.column_name, c.data_type, c.is_nullable, "
         "coalesce(c.column_default, '') FROM information_schema.columns c "
@@ -66,15 +79,26 @@ def table_stats(con: psycopg.Connection) -> SnapshotStats:
     tables: dict[str, TableStats] = {}
     fast = con.info.server_version >= 140000  # hash_record_extended arrived in PostgreSQL 14
     for schema, table in sorted({(c[0], c[1]) for c in columns}):
-        tables[f"{schema}.{table}"] = _table_checksum(con, sql.Identifier(schema, table), fast)
-    return SnapshotStats(fingerprint, tables, rule_counts(con))
+        name = f"{schema}.{table}"
+        method = (methods or {}).get(name)
+        if method == "hrx" and not fast:
+            raise ScratchServerError(
+                f"table {name} was checksummed with hash_record_extended, which this PostgreSQL server "
+                f"({con.info.server_version // 10000}) lacks: verify on a server of version 14 or newer")
+        tables[name] = _table_checksum(con, sql.Identifier(schema, table), fast if method is None else
+                                       method == "hrx")
+    return SnapshotStats(fingerprint, tables, rule_counts(con), dict(settings) if settings else None)
 
 
 def rule_counts(con: psycopg.Connection) -> dict[str, int]:
     """The booking rules' violation counts in the ``public`` schema, inside the caller's transaction."""
     names, cols = tables_and_columns(con)
-    with con.transaction():  # a savepoint: a failing rule must not end a snapshot's transaction
-        return count_violations(lambda q: con.execute(q).fetchone()[0], names, cols)
+
+    def query(sql_text: str) -> int:
+        with con.transaction():  # a savepoint: a failing rule must not end a snapshot's transaction
+            return con.execute(sql_text).fetchone()[0]
+
+    return count_violations(query, names, cols, errors=(psycopg.Error,))
 
 
 def tables_and_columns(con: psycopg.Connection) -> tuple[set[str], set[tuple[str, str]]]:

@@ -32,6 +32,18 @@ from ops_project.common.errors import BackupError, OpsError
 CHECKSUM_METHOD = "sqlite: blake2b-128 over marshal-v2 rows in key (rowid/primary key) order"
 
 
+def uri(path: str | Path, **params: str) -> str:
+    """A ``file:`` URI for SQLite with the path percent-encoded: a ``?`` or ``#`` in a directory name must
+    never cut the path short (SQLite would open, or create, another file)."""
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return Path(path).expanduser().resolve().as_uri() + (f"?{query}" if query else "")
+
+
+def connect_ro(path: str | Path, **kw) -> sqlite3.Connection:
+    """A read-only connection to an existing SQLite file (never creates one)."""
+    return sqlite3.connect(uri(path, mode="ro"), uri=True, **kw)
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -58,7 +70,7 @@ def tables_and_columns(con: sqlite3.Connection) -> tuple[set[str], set[tuple[str
 def rule_counts(con: sqlite3.Connection) -> dict[str, int]:
     """The booking rules' violation counts in this database."""
     names, cols = tables_and_columns(con)
-    return count_violations(lambda q: con.execute(q).fetchone()[0], names, cols)
+    return count_violations(lambda q: con.execute(q).fetchone()[0], names, cols, errors=(sqlite3.Error,))
 
 
 def _rule_counts_of_file(path: Path) -> dict[str, int]:
@@ -98,7 +110,7 @@ def table_stats(con: sqlite3.Connection) -> SnapshotStats:
 
 
 def _open_ro(path: str | Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro&immutable=1", uri=True)
+    return sqlite3.connect(uri(path, mode="ro", immutable="1"), uri=True)
 
 
 def stats_of_file(path: str | Path) -> SnapshotStats:
@@ -127,7 +139,7 @@ def _split_tables(con: sqlite3.Connection, workers: int) -> list[list[str]]:
 
 def _online_copy(source: Path, target: Path) -> None:
     try:
-        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+        src = connect_ro(source, timeout=30)
     except sqlite3.Error as exc:
         raise BackupError(f"cannot open SQLite database {source}: {exc}") from None
     try:

@@ -274,7 +274,8 @@ def database_loss(ctx: DrillContext, db: DatabaseConfig) -> ScenarioResult:
                 finally:
                     con.close()
             else:
-                result.notes += _restore_and_query_postgres(ctx, db, fetched.plaintext)
+                result.notes += _restore_and_query_postgres(ctx, db, fetched.plaintext,
+                                                            entry.manifest.database_encoding)
     except OpsError as exc:
         result.notes.append(str(exc))
         return result
@@ -282,11 +283,13 @@ def database_loss(ctx: DrillContext, db: DatabaseConfig) -> ScenarioResult:
     return _judge(ctx, result, True)
 
 
-def _restore_and_query_postgres(ctx: DrillContext, db: DatabaseConfig, dump: Path) -> list[str]:
+def _restore_and_query_postgres(ctx: DrillContext, db: DatabaseConfig, dump: Path,
+                                encoding: str | None) -> list[str]:
     server = ctx.pg_server_url(db)
     if not server:
         raise OpsError(f"database {db.name}: no PostgreSQL server to restore into")
-    with scratch_database(server, purpose="drill", what=f"the PostgreSQL server for {db.name}") as target:
+    with scratch_database(server, purpose="drill", what=f"the PostgreSQL server for {db.name}",
+                          encoding=encoding) as target:
         restore_postgres(dump, target)
         with psycopg.connect(target, autocommit=True) as con:
             tables, _columns = postgres_engine.tables_and_columns(con)

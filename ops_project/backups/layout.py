@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 MANIFEST = "manifest.json"
+RESERVATION = "reserved"  # written first (create-if-absent) so that two takers never share an id; removed last
 VERIFICATION = "verification.json"  # written by restore verification; the newest verified backup is protected
 ID_FORMAT = "%Y%m%dT%H%M%SZ"
 

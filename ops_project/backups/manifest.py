@@ -14,7 +14,7 @@ _FIELD_TYPES = {  # what from_json accepts per field (an int is never a bool, a 
     "sha256_stored": str, "sha256_plaintext": str, "data_object": str, "compression": dict,
     "encryption": (dict, type(None)), "schema_fingerprint": str, "tool_versions": dict, "checksum_method": str,
     "window_start": (str, type(None)), "window_end": (str, type(None)), "extra": dict,
-    "checksum_settings": (dict, type(None)),
+    "checksum_settings": (dict, type(None)), "database_encoding": (str, type(None)),
 }
 
 
@@ -47,6 +47,7 @@ class Manifest:
     window_end: str | None = None
     invariants: dict[str, int] | None = None  # booking rules: live rows breaking each at snapshot time
     checksum_settings: dict[str, str] | None = None  # PostgreSQL: settings the row checksums were computed under
+    database_encoding: str | None = None  # PostgreSQL: restores create the database in this encoding
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
 

@@ -30,7 +30,7 @@ from ops_project.backups.engines.postgres import parse_url, redact_url
 from ops_project.backups.engines.sqlite import connect_ro
 from ops_project.backups.layout import MANIFEST, backup_prefix
 from ops_project.backups.manifest import Manifest
-from ops_project.backups.scratch import scratch_directory
+from ops_project.backups.scratch import create_database, scratch_directory
 from ops_project.common.checks import Outcome
 from ops_project.common.errors import CorruptDatabaseError, EncryptionError, IntegrityError, OpsError
 from ops_project.common.streams import HashingReader, HashingWriter, Progress, decompress_frame, drain
@@ -216,15 +216,17 @@ def _decrypt_error(exc: BaseException, url: str) -> Exception:
     return _DecryptFailed(str(exc))
 
 
-def restore_postgres(dump: Path, target_url: str) -> float:
-    """pg_restore a custom-format dump into an existing empty database; seconds taken."""
+def restore_postgres(dump: Path, target_url: str, *, keep_privileges: bool = False) -> float:
+    """pg_restore a custom-format dump into an existing empty database, in one transaction (all or
+    nothing); seconds taken. ``keep_privileges`` keeps owners and grants (the roles must exist there)."""
     info = parse_url(target_url, what="the database to restore into")
     env = dict(os.environ)
     if info.get("password"):
         env["PGPASSWORD"] = str(info.pop("password"))
     t = time.perf_counter()
     try:
-        proc = subprocess.run(["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--no-password",
+        proc = subprocess.run(["pg_restore", "--exit-on-error", "--single-transaction", "--no-password",
+                               *([] if keep_privileges else ["--no-owner", "--no-privileges"]),
                                f"--dbname={psycopg.conninfo.make_conninfo(**info)}", str(dump)],
                               capture_output=True, text=True, env=env)
     except OSError as exc:
@@ -311,13 +313,13 @@ def _existing_regular_file(dest: Path, force: bool) -> os.stat_result | None:
 
 
 def restore_to_database(store: ObjectStore, manifest: Manifest, target_url: str, *, identities: list | None = None,
-                        force: bool = False, scratch_dir: str | Path | None = None,
+                        keep_privileges: bool = True, scratch_dir: str | Path | None = None,
                         progress: Progress | None = None) -> tuple[Fetched, float]:
-    """Restore a PostgreSQL backup into the database ``target_url`` names (created if missing).
-
-    A database that already holds tables is refused unless ``force``. Returns the fetch and the
-    seconds ``pg_restore`` took.
-    """
+    """Restore a PostgreSQL backup into the database ``target_url`` names: created (from template0, in the
+    source's encoding) when missing, or an existing empty one. A database that holds tables is refused,
+    ``--force`` or not: restore into a new database and rename it. The restore is one transaction; a
+    database this call created is dropped again when the restore fails. Returns the fetch and the seconds
+    ``pg_restore`` took."""
     info = parse_url(target_url, what="--to")
     name = info.get("dbname")
     if not name:
@@ -326,15 +328,23 @@ def restore_to_database(store: ObjectStore, manifest: Manifest, target_url: str,
     with psycopg.connect(admin, autocommit=True) as con:
         exists = con.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
-            con.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+            create_database(con, name, manifest.database_encoding)
     if exists:
         with psycopg.connect(target_url) as con:
             used = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN "
                                "('pg_catalog', 'information_schema')").fetchone()[0]
-        if used and not force:
-            raise OpsError(f"database {redact_url(target_url)} already holds {used} tables: restore into a new "
-                           f"database")
-    with scratch_directory("restore", scratch_dir) as work:
-        fetched = fetch(store, manifest, work / "restore.pgdump", identities=identities, progress=progress)
-        seconds = restore_postgres(fetched.plaintext, target_url)
+        if used:
+            raise OpsError(f"database {redact_url(target_url)} already holds {used} tables: nothing was restored "
+                           f"(not even with --force: a restore never merges into live tables); restore into a new "
+                           f"database, check it, then swap the names with ALTER DATABASE ... RENAME")
+    try:
+        with scratch_directory("restore", scratch_dir) as work:
+            fetched = fetch(store, manifest, work / "restore.pgdump", identities=identities, progress=progress)
+            seconds = restore_postgres(fetched.plaintext, target_url, keep_privileges=keep_privileges)
+    except BaseException:
+        if not exists:  # leave nothing half-made behind: the database was ours
+            with psycopg.connect(admin, autocommit=True) as con:
+                con.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    psycopg.sql.Identifier(name)))
+        raise
     return fetched, seconds

@@ -80,8 +80,23 @@ def sweep_stale_databases(con: psycopg.Connection, *, now: float | None = None) 
     return dropped
 
 
+def create_database(con: psycopg.Connection, name: str, encoding: str | None = None) -> None:
+    """``CREATE DATABASE`` from ``template0`` (nothing of template1's local additions) in the source's
+    encoding, so that text restores, and checksums over it, byte for byte. An encoding the server's
+    default locale cannot hold (LATIN1 on a UTF-8 cluster) gets the C locale."""
+    base = psycopg.sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(psycopg.sql.Identifier(name))
+    if not encoding:
+        con.execute(base)
+        return
+    with_encoding = base + psycopg.sql.SQL(" ENCODING {}").format(psycopg.sql.Literal(encoding))
+    try:
+        con.execute(with_encoding)
+    except psycopg.errors.InvalidParameterValue:  # "encoding ... does not match locale ..."
+        con.execute(with_encoding + psycopg.sql.SQL(" LC_COLLATE 'C' LC_CTYPE 'C'"))
+
+
 @contextlib.contextmanager
-def scratch_database(server_url: str, *, purpose: str, what: str) -> Iterator[str]:
+def scratch_database(server_url: str, *, purpose: str, what: str, encoding: str | None = None) -> Iterator[str]:
     """A throw-away PostgreSQL database on ``server_url``'s server (URL yielded), dropped afterwards.
 
     Its name comes from the time and a uuid, never from anything read out of a bucket.
@@ -92,7 +107,7 @@ def scratch_database(server_url: str, *, purpose: str, what: str) -> Iterator[st
     admin = psycopg.conninfo.make_conninfo(**{**info, "dbname": info.get("dbname") or "postgres"})
     with psycopg.connect(admin, autocommit=True) as con:
         sweep_stale_databases(con)
-        con.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+        create_database(con, name, encoding)
     try:
         yield psycopg.conninfo.make_conninfo(**{**info, "dbname": name})
     finally:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import json
+import os
 import platform
 import sys
 import time
@@ -24,7 +26,15 @@ from ops_project.backups.codec import StreamResult, encode
 from ops_project.backups.config import BackupConfig
 from ops_project.backups.encryption import recipient_fingerprint
 from ops_project.backups.engines import SnapshotStats
-from ops_project.backups.layout import MANIFEST, backup_prefix, data_name, database_prefix, new_backup_id, parse_key
+from ops_project.backups.layout import (
+    MANIFEST,
+    RESERVATION,
+    backup_prefix,
+    data_name,
+    database_prefix,
+    new_backup_id,
+    parse_key,
+)
 from ops_project.backups.manifest import Manifest
 from ops_project.backups.windows import Window, check_window
 from ops_project.common.config import DatabaseConfig
@@ -54,16 +64,32 @@ def _size_hint(database: DatabaseConfig, pg_url: str | None) -> int | None:
 
 
 def reserve_id(store: ObjectStore, database: str, started: datetime) -> str:
-    """A new backup id for ``database``: the UTC start time, suffixed if that second is taken.
+    """A new backup id for ``database``: the UTC start time, suffixed if that second is taken, and held by a
+    reservation object created only if absent, so that two takers on different machines never share it
+    (a listing cannot tell: S3 writes are invisible until they complete).
 
-    Taken means a backup with objects, or one whose data is still being written (an unfinished upload).
+    Taken means a backup with objects, one whose data is still being written, or a reservation.
     """
     taken = {e.backup_id for e in list_backups(store, database, read_manifests=False)}
     for upload in store.unfinished_uploads(database_prefix(database)):
         parsed = parse_key(upload.key)
         if parsed:
             taken.add(parsed[1])
-    return new_backup_id(started, taken)
+    note = json.dumps({"host": platform.node(), "pid": os.getpid(), "started": started.isoformat()}).encode()
+    for _ in range(1000):
+        backup_id = new_backup_id(started, taken)
+        if store.put_if_absent(backup_prefix(database, backup_id) + RESERVATION, note):
+            return backup_id
+        taken.add(backup_id)
+    raise BackupError(f"region {store.region}: could not reserve a backup id for {database} at {started}")
+
+
+def _release(store: ObjectStore, database: str, backup_id: str) -> None:
+    """Remove the id's reservation (best effort: a leftover one is an incomplete backup retention removes)."""
+    try:
+        store.delete(backup_prefix(database, backup_id) + RESERVATION)
+    except Exception:  # noqa: BLE001 - the backup's own outcome is what matters
+        pass
 
 
 def open_snapshot(database: DatabaseConfig, settings: BackupConfig, pg_url: str | None):
@@ -144,6 +170,7 @@ def build_manifest(database: DatabaseConfig, backup_id: str, data_object: str, s
         tables=streamed.stats.tables,
         invariants=streamed.stats.invariants,
         checksum_settings=streamed.stats.checksum_settings,
+        database_encoding=streamed.stats.encoding,
         checksum_method=streamed.checksum_method,
         tool_versions=tools,
         extra={"duration_seconds": round(seconds, 3), "finished_at": finished.isoformat(),
@@ -189,13 +216,18 @@ def take_backup(
     backup_id = reserve_id(store, database.name, started)
     name = data_name(database.engine, bool(recipients))
     clock = time.perf_counter()
-    snapshot_cm = open_snapshot(database, settings, pg_url)
-    streamed = stream_snapshot(snapshot_cm, store, backup_prefix(database.name, backup_id) + name,
-                               settings=settings, recipients=recipients, size_hint=_size_hint(database, pg_url),
-                               now=now, log=lambda m: log(f"{database.name}: {m}"))
+    try:
+        snapshot_cm = open_snapshot(database, settings, pg_url)
+        streamed = stream_snapshot(snapshot_cm, store, backup_prefix(database.name, backup_id) + name,
+                                   settings=settings, recipients=recipients, size_hint=_size_hint(database, pg_url),
+                                   now=now, log=lambda m: log(f"{database.name}: {m}"))
+    except BaseException:
+        _release(store, database.name, backup_id)  # nothing was stored under it
+        raise
     manifest = build_manifest(database, backup_id, name, streamed, settings=settings, recipients=recipients,
                               window=window, started=started, finished=now(), seconds=time.perf_counter() - clock)
     write_manifest(store, manifest)
+    _release(store, database.name, backup_id)
     log(f"{database.name}: backup {backup_id} complete in region {store.region} "
         f"({streamed.source_size} → {streamed.stored_size} bytes)")
     return manifest

@@ -202,7 +202,7 @@ def _verify_sqlite(path: Path, manifest: Manifest) -> list[Check]:
 
 def _verify_postgres(dump: Path, manifest: Manifest, server_url: str, timings: Timings) -> list[Check]:
     what = f"the PostgreSQL server for {manifest.database}"
-    with scratch_database(server_url, purpose="verify", what=what) as target:
+    with scratch_database(server_url, purpose="verify", what=what, encoding=manifest.database_encoding) as target:
         return _check_restored_postgres(dump, manifest, target, timings)
 
 

@@ -167,8 +167,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
                                             progress=bar)
         else:
             fetched, seconds = restore_to_database(store, manifest, args.to, identities=identities,
-                                                   force=args.force, scratch_dir=clients.cfg.restore.scratch_dir,
-                                                   progress=bar)
+                                                   keep_privileges=not args.no_privileges,
+                                                   scratch_dir=clients.cfg.restore.scratch_dir, progress=bar)
     finally:
         bar.close()
     if manifest.engine == "sqlite":
@@ -206,8 +206,9 @@ def add_parsers(sub) -> list[argparse.ArgumentParser]:
     ver.set_defaults(func=cmd_verify)
     res.add_argument("--to", required=True, help="SQLite: a file path; PostgreSQL: postgresql://user@host/dbname "
                                                  "(give the password through PGPASSWORD or ~/.pgpass, not here)")
-    res.add_argument("--force", action="store_true",
-                     help="replace an existing file / restore into a non-empty database")
+    res.add_argument("--force", action="store_true", help="SQLite: replace an existing database file")
+    res.add_argument("--no-privileges", action="store_true",
+                     help="PostgreSQL: drop owners and grants (when the roles do not exist where you restore)")
     res.set_defaults(func=cmd_restore)
     rep = bsub.add_parser("replicate", help="copy a backup from the primary region to the others and verify it there")
     rep.add_argument("--database", required=True)

@@ -76,6 +76,10 @@ class ObjectStore(Protocol):
     def put_bytes(self, key: str, data: bytes) -> None:
         """Write a small object in one call, all-or-nothing."""
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create a small object only if nothing is at ``key``; False (nothing written) if something is.
+        Atomic across processes and machines: of two racing callers exactly one gets True."""
+
     def get_bytes(self, key: str) -> bytes:
         """Read a small object whole; ObjectMissingError if there is none."""
 

@@ -123,6 +123,26 @@ class LocalStore:
             writer.abort()
             raise
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        self._ensure_root()
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise StorageError(f"region {self.region}: creating {path} failed: {exc.strerror or exc}") from None
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            raise StorageError(f"region {self.region}: writing {path} failed: {exc.strerror or exc}") from None
+        return True
+
     def get_bytes(self, key: str) -> bytes:
         with self.reader(key) as fh:
             return fh.read()

@@ -110,6 +110,19 @@ class S3Store:
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, "writing", key) from None
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        try:  # a conditional write (AWS, R2, MinIO and SeaweedFS honour If-None-Match: *)
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentMD5=_md5(data),
+                                   IfNoneMatch="*")
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("PreconditionFailed", "412",
+                                                                   "ConditionalRequestConflict"):
+                return False
+            raise self._error(exc, "creating", key) from None
+        except BotoCoreError as exc:
+            raise self._error(exc, "creating", key) from None
+        return True
+
     def get_bytes(self, key: str) -> bytes:
         with self.reader(key) as fh:
             return fh.read()

@@ -105,11 +105,11 @@ def test_a_backup_id_being_written_is_taken(tmp_path):
     first = reserve_id(store, "booking", NOW)
     writer = store.writer(backup_prefix("booking", first) + "data.sqlite.zst")  # in flight: nothing listed yet
     writer.write(b"partial")
-    assert list(store.list("backups/")) == []
+    assert [o.key for o in store.list("backups/")] == [f"backups/booking/{first}/reserved"]  # no data listed yet
     second = reserve_id(store, "booking", NOW)
     assert first == NOW.strftime(ID_FORMAT) and second == first + "-1"
     writer.abort()
-    assert reserve_id(store, "booking", NOW) == first
+    assert reserve_id(store, "booking", NOW) == first + "-2"  # an id stays reserved until its backup releases it
 
 
 def test_a_queued_backup_is_measured_from_when_it_was_asked_for():

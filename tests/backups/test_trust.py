@@ -493,3 +493,87 @@ def test_the_sweep_takes_only_our_own_stale_directories(tmp_path):
             os.utime(p, (old, old))
     assert sweep_stale_directories(base) == [ours]
     assert notes.exists() and shared.exists()
+
+
+def test_postgres_restore_keeps_the_source_encoding_and_privileges_or_leaves_nothing(tmp_path, pg_server, scratch_pg,
+                                                                                    write_config, monkeypatch):
+    """A LATIN1 database verifies (its text checksums compare byte for byte); a restore whose roles are missing
+    fails whole and drops the database it created; --no-privileges restores; a non-empty target is refused."""
+    import uuid
+
+    import psycopg
+
+    name, role = f"ops_test_latin1_{uuid.uuid4().hex[:8]}", f"ops_t_reader_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server, autocommit=True) as con:
+        con.execute(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'")
+        con.execute(f"CREATE ROLE {role}")
+    url = pg_server.rsplit("/", 1)[0] + "/" + name
+    target = pg_server.rsplit("/", 1)[0] + f"/{name}_restored"
+    try:
+        with psycopg.connect(url, autocommit=True) as con:
+            con.execute("CREATE TABLE notes (id serial PRIMARY KEY, body text, at timestamptz, payload json)")
+            con.execute("INSERT INTO notes (body, at, payload) SELECT 'café crème brûlée ' || g, now(), "
+                        "json_build_object('g', g) FROM generate_series(1, 200) g")
+            con.execute(f"GRANT SELECT ON notes TO {role}")
+        monkeypatch.setenv("OPS_T_LATIN1_URL", url)
+        path = write_config([{"name": "latin", "engine": "postgres", "url_env": "OPS_T_LATIN1_URL"}],
+                            [local_region(tmp_path, "r1")], restore={"scratch_on_source": True})
+        cfg = load_config(path)
+        store = Clients(cfg).store(cfg.primary)
+        manifest = take_backup(cfg.databases[0], store, cfg.backup, pg_url=url)
+        assert manifest.database_encoding == "LATIN1"
+        report = verify(store, cfg.databases[0], manifest, rto_minutes=120, pg_server_url=url)
+        assert report.passed, report.markdown()
+        with psycopg.connect(url, autocommit=True) as con:  # the role goes away after the backup
+            con.execute(f"REVOKE SELECT ON notes FROM {role}")
+        with psycopg.connect(pg_server, autocommit=True) as con:
+            con.execute(f"DROP ROLE {role}")
+        kept = _cli(path, "restore", "--database", "latin", "--region", "r1", "--to", target)
+        assert kept.returncode == 1 and role in kept.stderr, kept.stderr
+        with psycopg.connect(pg_server, autocommit=True) as con:  # nothing half-made is left behind
+            assert con.execute("SELECT 1 FROM pg_database WHERE datname = %s", (f"{name}_restored",)).fetchone() \
+                is None
+        dropped = _cli(path, "restore", "--database", "latin", "--region", "r1", "--to", target, "--no-privileges")
+        assert dropped.returncode == 0, dropped.stderr
+        with psycopg.connect(target) as con:
+            assert con.execute("SELECT count(*), min(body) FROM notes").fetchone() == (200, "café crème brûlée 1")
+            assert con.execute("SHOW server_encoding").fetchone()[0] == "LATIN1"
+        again = _cli(path, "restore", "--database", "latin", "--region", "r1", "--to", target, "--force",
+                     "--no-privileges")
+        assert again.returncode == 1 and "already holds 1 tables" in again.stderr and "RENAME" in again.stderr
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as con:
+            for db in (name, f"{name}_restored"):
+                con.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            con.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_two_takers_in_the_same_second_never_share_a_backup_id(s3_env):
+    """Both list the bucket before either writes (S3 shows nothing until a write completes): the reservation,
+    a create-if-absent write, decides."""
+    import threading
+    from datetime import UTC, datetime
+
+    from ops_project.backups.take import reserve_id
+    from ops_project.storage import S3Credentials, open_store
+    from ops_project.storage.config import RegionConfig
+    from tests.conftest import unique
+    from tests.servers import ACCESS_KEY, SECRET_KEY
+
+    weed = s3_env[0]
+    region = RegionConfig(name="race", kind="s3", bucket=weed.make_bucket(unique("race")))
+    at = datetime(2026, 11, 22, 4, 0, 0, tzinfo=UTC)
+    for _ in range(5):
+        barrier, ids = threading.Barrier(2), []
+
+        def take(barrier: threading.Barrier, ids: list) -> None:
+            store = open_store(region, S3Credentials(weed.endpoint, ACCESS_KEY, SECRET_KEY))
+            barrier.wait()
+            ids.append(reserve_id(store, "booking", at))
+
+        threads = [threading.Thread(target=take, args=(barrier, ids)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(ids) == 2 and len(set(ids)) == 2, ids

@@ -129,6 +129,14 @@ def test_interrupted_write_is_an_unfinished_upload_never_an_object(store):
     assert [o.key for o in store.list("backups/")] == ["backups/db/1/manifest.json"]
 
 
+def test_put_if_absent_creates_once(store):
+    assert store.put_if_absent("locks/a", b"first") is True
+    assert store.put_if_absent("locks/a", b"second") is False
+    assert store.get_bytes("locks/a") == b"first"
+    store.delete("locks/a")
+    assert store.put_if_absent("locks/a", b"third") is True
+
+
 def test_list_is_in_key_order_and_delete_of_a_missing_key_is_fine(store):
     for key in ("b/2", "a/1", "b/10", "a/0"):
         store.put_bytes(key, b"-")

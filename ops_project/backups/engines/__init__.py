@@ -23,6 +23,7 @@ class SnapshotStats:
     tables: dict[str, TableStats]
     invariants: dict[str, int] | None = None  # booking rules: rows breaking each, at this point in time
     checksum_settings: dict[str, str] | None = None  # session settings the checksums were computed under
+    encoding: str | None = None  # PostgreSQL: the database's encoding
 
 
 @dataclass

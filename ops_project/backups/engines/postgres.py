@@ -87,7 +87,8 @@ def table_stats(con: psycopg.Connection, *, settings: dict[str, str] | None = CH
                 f"({con.info.server_version // 10000}) lacks: verify on a server of version 14 or newer")
         tables[name] = _table_checksum(con, sql.Identifier(schema, table), fast if method is None else
                                        method == "hrx")
-    return SnapshotStats(fingerprint, tables, rule_counts(con), dict(settings) if settings else None)
+    encoding = con.execute("SHOW server_encoding").fetchone()[0]
+    return SnapshotStats(fingerprint, tables, rule_counts(con), dict(settings) if settings else None, encoding)
 
 
 def rule_counts(con: psycopg.Connection) -> dict[str, int]:

@@ -8,7 +8,10 @@ after ``CompleteMultipartUpload``; an aborted or interrupted one leaves nothing 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import http.client
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
@@ -16,6 +19,7 @@ from typing import BinaryIO
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from ops_project.common.errors import BucketMissingError, CredentialsError, ObjectMissingError, StorageError
 from ops_project.storage import ObjectInfo, S3Credentials, UnfinishedUpload
@@ -99,10 +103,10 @@ class S3Store:
 
     def reader(self, key: str) -> BinaryIO:
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            resp = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, "reading", key) from None
-        return _Body(self, key, body)
+        return _Body(self, key, resp)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         try:
@@ -199,16 +203,51 @@ def _md5(data: bytes) -> str:
 
 
 class _Body:
-    """A streaming GET body whose errors come out as StorageError."""
+    """A streaming GET body that resumes where it stopped: after a connection reset or a stall it asks
+    again for the rest only (a ranged GET, pinned to the same object version by its ETag), a few times
+    with backoff, instead of starting a large download over. Errors come out as StorageError."""
 
-    def __init__(self, store: S3Store, key: str, body):
-        self._store, self._key, self._body = store, key, body
+    RESUMES = 4
+    BACKOFF_SECONDS = 0.5
+
+    def __init__(self, store: S3Store, key: str, resp: dict):
+        self._store, self._key = store, key
+        self._body, self._etag = resp["Body"], resp.get("ETag")
+        self._length = resp.get("ContentLength")
+        self._pos = 0
+        self.resumes = 0
 
     def read(self, n: int = -1) -> bytes:
+        for attempt in range(self.RESUMES + 1):
+            try:
+                data = self._body.read(None if n is None or n < 0 else n)
+                self._pos += len(data)
+                return data
+            except (BotoCoreError, OSError, Urllib3Error, http.client.HTTPException) as exc:
+                if attempt == self.RESUMES:
+                    raise self._store._error(exc, "reading", self._key) from None
+                time.sleep(self.BACKOFF_SECONDS * 2 ** attempt)
+                self._resume(exc)
+        raise AssertionError("unreachable")
+
+    def _resume(self, cause: Exception) -> None:
+        """Ask for the bytes from ``_pos`` on; a reopen that fails is retried by ``read``'s loop."""
+        with contextlib.suppress(Exception):
+            self._body.close()
+        s = self._store
         try:
-            return self._body.read(None if n is None or n < 0 else n)
-        except (BotoCoreError, OSError, ClientError) as exc:
-            raise self._store._error(exc, "reading", self._key) from None
+            resp = s.client.get_object(Bucket=s.bucket, Key=s._key(self._key), Range=f"bytes={self._pos}-",
+                                       **({"IfMatch": self._etag} if self._etag else {}))
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("PreconditionFailed", "412"):
+                raise StorageError(f"region {s.region}: {s.describe(self._key)} changed while it was being read; "
+                                   f"read it again") from None
+            raise s._error(exc, "resuming the download of", self._key) from None
+        except BotoCoreError:
+            self._body = _Failing(cause)  # still down: the next read attempt waits and tries again
+            return
+        self._body = resp["Body"]
+        self.resumes += 1
 
     def readinto(self, buf) -> int:
         data = self.read(len(buf))
@@ -223,6 +262,19 @@ class _Body:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _Failing:
+    """A body that fails again with the original error (the server is still unreachable)."""
+
+    def __init__(self, cause: Exception):
+        self._cause = cause
+
+    def read(self, _n=None) -> bytes:
+        raise self._cause
+
+    def close(self) -> None:
+        pass
 
 
 class _MultipartWriter:

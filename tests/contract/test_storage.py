@@ -150,3 +150,79 @@ def test_s3_part_size_grows_with_the_size_hint(weed_pair):
     store = open_store(region, S3Credentials(weed.endpoint, ACCESS_KEY, SECRET_KEY), part_size=PART)
     assert store.writer("a")._part_size == PART
     assert store.writer("a", size_hint=200 << 30)._part_size >= (200 << 30) // 9000  # 200 GiB in < 10,000 parts
+
+
+class CuttingProxy:
+    """A TCP proxy in front of a real S3 server that cuts one connection once ``cut_after`` bytes of a
+    response have passed (a reset in the middle of a download), and records what clients sent."""
+
+    def __init__(self, upstream: str, cut_after: int):
+        import socket
+        import threading
+
+        self._upstream = upstream.removeprefix("http://").split(":")
+        self._cut_after, self.cut, self.sent = cut_after, False, bytearray()
+        self._server = socket.socket()
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(16)
+        self.endpoint = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            up = socket.create_connection((self._upstream[0], int(self._upstream[1])))
+            threading.Thread(target=self._pump, args=(client, up, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, client, True), daemon=True).start()
+
+    def _pump(self, src, dst, downstream: bool) -> None:
+        passed = 0
+        try:
+            while chunk := src.recv(65536):
+                if not downstream:
+                    self.sent += chunk
+                passed += len(chunk)
+                if downstream and not self.cut and passed > self._cut_after:
+                    self.cut = True
+                    dst.sendall(chunk[: len(chunk) // 2])
+                    break
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        import socket
+
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # a FIN now, even while the other pump is blocked reading
+            except OSError:
+                pass
+            sock.close()
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def test_s3_download_resumes_after_a_reset_with_a_ranged_get(weed_pair):
+    weed = weed_pair[0]
+    bucket = weed.make_bucket(unique("resume"))
+    payload = os.urandom(12 << 20)
+    weed.client().put_object(Bucket=bucket, Key="big/object", Body=payload)
+    proxy = CuttingProxy(weed.endpoint, cut_after=3 << 20)
+    try:
+        store = open_store(RegionConfig(name="cut", kind="s3", bucket=bucket),
+                           S3Credentials(proxy.endpoint, ACCESS_KEY, SECRET_KEY))
+        sha = hashlib.sha256()
+        with store.reader("big/object") as fh:
+            while chunk := fh.read(1 << 20):
+                sha.update(chunk)
+        assert proxy.cut and fh.resumes == 1
+        assert sha.hexdigest() == hashlib.sha256(payload).hexdigest()
+        assert b"range: bytes=" in bytes(proxy.sent).lower()  # only the rest was asked for again
+    finally:
+        proxy.close()

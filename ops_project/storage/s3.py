@@ -11,6 +11,7 @@ import base64
 import contextlib
 import hashlib
 import http.client
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -277,14 +278,40 @@ class _Failing:
         pass
 
 
+class _Part:
+    """One part on its way: spooled to disk beyond ``MEMORY_PART_LIMIT``, its MD5 computed as it fills."""
+
+    def __init__(self):
+        self.file = tempfile.SpooledTemporaryFile(max_size=MEMORY_PART_LIMIT)  # noqa: SIM115 - closed after upload
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.size = 0
+
+    def write(self, data) -> None:
+        self.file.write(data)
+        self.md5.update(data)
+        self.size += len(data)
+
+    def content_md5(self) -> str:
+        return base64.b64encode(self.md5.digest()).decode()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+# A part larger than this waits on disk, not in memory: parts grow with the database (S3 allows 10,000),
+# so memory must not (IN_FLIGHT + 1 parts of at most this much, whatever the size).
+MEMORY_PART_LIMIT = 16 << 20
+
+
 class _MultipartWriter:
-    """Buffers one part at a time; at most ``IN_FLIGHT`` parts uploading while the next one fills."""
+    """Fills one part at a time; at most ``IN_FLIGHT`` parts uploading while the next one fills."""
 
     IN_FLIGHT = 2
 
     def __init__(self, store: S3Store, key: str, part_size: int):
         self._s, self._key, self._part_size = store, key, part_size
-        self._buf = bytearray()
+        self._part = _Part()
+        self._open_parts: list[_Part] = [self._part]
         self._upload_id: str | None = None
         self._parts: list[Future] = []
         self._pool: ThreadPoolExecutor | None = None
@@ -298,45 +325,57 @@ class _MultipartWriter:
         self._upload_id = resp["UploadId"]
         self._pool = ThreadPoolExecutor(max_workers=self.IN_FLIGHT, thread_name_prefix="s3-part")
 
-    def _upload_part(self, number: int, data: bytes) -> dict:
+    def _upload_part(self, number: int, part: _Part) -> dict:
         try:
+            part.file.seek(0)
             # Content-MD5: the server rejects a part that arrives different from what was sent.
             resp = self._s.client.upload_part(Bucket=self._s.bucket, Key=self._s._key(self._key),
-                                              UploadId=self._upload_id, PartNumber=number, Body=data,
-                                              ContentMD5=_md5(data))
+                                              UploadId=self._upload_id, PartNumber=number, Body=part.file,
+                                              ContentLength=part.size, ContentMD5=part.content_md5())
         except (ClientError, BotoCoreError) as exc:
             raise self._s._error(exc, f"uploading part {number} of", self._key) from None
+        finally:
+            part.close()
         return {"PartNumber": number, "ETag": resp["ETag"]}
 
-    def _flush_part(self, data: bytes) -> None:
+    def _flush_part(self) -> None:
         if self._upload_id is None:
             self._start()
-        # Back-pressure: wait for the oldest part while IN_FLIGHT are uploading (bounded memory).
+        # Back-pressure: wait for the oldest part while IN_FLIGHT are uploading (bounded memory and disk).
         pending = [f for f in self._parts if not f.done()]
         if len(pending) >= self.IN_FLIGHT:
             pending[0].result()
         for f in self._parts:
             if f.done():
                 f.result()  # surfaces a failed part at once
-        self._parts.append(self._pool.submit(self._upload_part, len(self._parts) + 1, data))
+        self._parts.append(self._pool.submit(self._upload_part, len(self._parts) + 1, self._part))
+        self._part = _Part()
+        self._open_parts = [*(p for p in self._open_parts if not p.file.closed), self._part]
 
-    def write(self, data: bytes) -> int:
-        self._buf += data
+    def write(self, data) -> int:
+        view = memoryview(data)
+        while view:
+            room = self._part_size - self._part.size
+            self._part.write(view[:room])
+            view = view[room:]
+            if self._part.size >= self._part_size:
+                self._flush_part()
         self._size += len(data)
-        size = self._part_size
-        while len(self._buf) >= size:
-            part = bytes(self._buf[:size])
-            del self._buf[:size]
-            self._flush_part(part)
         return len(data)
 
     def commit(self) -> int:
         if self._upload_id is None:  # small object: a single PUT
-            self._s.put_bytes(self._key, bytes(self._buf))
+            try:
+                self._part.file.seek(0)
+                self._s.client.put_object(Bucket=self._s.bucket, Key=self._s._key(self._key), Body=self._part.file,
+                                          ContentLength=self._part.size, ContentMD5=self._part.content_md5())
+            except (ClientError, BotoCoreError) as exc:
+                raise self._s._error(exc, "writing", self._key) from None
+            finally:
+                self._part.close()
             return self._size
-        if self._buf:
-            self._flush_part(bytes(self._buf))
-            self._buf.clear()
+        if self._part.size:
+            self._flush_part()
         try:
             parts = [f.result() for f in self._parts]
             self._s.client.complete_multipart_upload(
@@ -352,6 +391,7 @@ class _MultipartWriter:
         finally:
             if self._pool:
                 self._pool.shutdown(wait=False)
+            self._part.close()
         if stored != self._size:
             self._s.delete(self._key)
             raise StorageError(f"region {self._s.region}: {self._s.describe(self._key)} holds {stored} bytes after "
@@ -359,9 +399,10 @@ class _MultipartWriter:
         return self._size
 
     def abort(self) -> None:
-        self._buf.clear()
         if self._pool:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        for part in self._open_parts:  # parts never sent (cancelled) and the one filling
+            part.close()
         if self._upload_id is not None:
             upload_id, self._upload_id = self._upload_id, None
             try:

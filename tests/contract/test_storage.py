@@ -226,3 +226,32 @@ def test_s3_download_resumes_after_a_reset_with_a_ranged_get(weed_pair):
         assert b"range: bytes=" in bytes(proxy.sent).lower()  # only the rest was asked for again
     finally:
         proxy.close()
+
+
+def test_s3_upload_memory_does_not_grow_with_the_part_size(weed_pair):
+    """Parts grow with the database (10,000 at most): a 40 MiB part must wait on disk, not in memory."""
+    import tracemalloc
+
+    from ops_project.storage.s3 import MEMORY_PART_LIMIT
+
+    weed = weed_pair[0]
+    region = RegionConfig(name="there", kind="s3", bucket=weed.make_bucket(unique("mem")))
+    store = open_store(region, S3Credentials(weed.endpoint, ACCESS_KEY, SECRET_KEY), part_size=40 << 20)
+    chunk = os.urandom(1 << 20)
+    sha = hashlib.sha256()
+    tracemalloc.start()
+    try:
+        writer = store.writer("big/object")
+        for _ in range(100):
+            writer.write(chunk)
+            sha.update(chunk)
+        writer.commit()
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert MEMORY_PART_LIMIT <= 16 << 20 and peak < 64 << 20, f"{peak / 2**20:.0f} MiB"  # not 3 × 40 MiB
+    got = hashlib.sha256()
+    with store.reader("big/object") as fh:
+        while data := fh.read(1 << 20):
+            got.update(data)
+    assert got.hexdigest() == sha.hexdigest()

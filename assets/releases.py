@@ -13,6 +13,7 @@ from dagster import (
     asset,
 )
 
+from ops_project.clients import Clients
 from ops_project.config import OpsConfig
 from ops_project.releases.baseline import ReleaseOutcome, last_good_release
 from ops_project.releases.validate import validate
@@ -55,7 +56,9 @@ def build_release_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         releases = ops_cfg.releases
         tag = context.partition_key
         previous = previous_good_release(context, tag)
-        verdict = validate(tag, releases.target, previous=previous, rollback_command=releases.rollback_command)
+        verdict = validate(tag, releases.target, previous=previous, rollback_command=releases.rollback_command,
+                           rollback_env=releases.rollback_env, rollback_timeout=releases.rollback_timeout_seconds,
+                           secrets=Clients(ops_cfg).secret_values())
         metadata = {
             "verdict": "passed" if verdict.passed else "failed",
             "summary": MetadataValue.md(verdict.markdown()),
@@ -66,7 +69,9 @@ def build_release_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         }
         if verdict.rollback:
             metadata["rollback_to"] = verdict.rollback["to"]
-            metadata["rollback_exit_code"] = verdict.rollback["exit_code"]
+            metadata["rollback_ran"] = not verdict.rollback.get("skipped", False)
+            metadata["rollback_exit_code"] = verdict.rollback["exit_code"] if verdict.rollback["exit_code"] \
+                is not None else -1
             metadata["rollback_output"] = MetadataValue.md("```\n" + verdict.rollback["output"][-3000:] + "\n```")
         if not verdict.passed:
             # Recorded as a failed step with every number, so the UI (and alerting) sees a failed release.

@@ -84,13 +84,17 @@ class Clients:
     def alerts(self) -> AlertsConfig:
         return self.cfg.alerts or AlertsConfig()
 
+    def secret_values(self) -> list[str]:
+        """The value of every variable the configuration names: scrubbed from alerts and captured output."""
+        values = {source.get(name, "") for name in self.cfg.secret_variables() for source in (self.env, os.environ)}
+        return sorted(v for v in values if v)
+
     def notifier(self) -> Notifier:
         """The webhook notifier; every value of every variable the configuration names is scrubbed."""
         alerts = self.alerts
         state = alerts.state_dir or (self.cfg.source.parent / ".ops" / "alerts")
         url = self.env.get(alerts.webhook_url_env) if alerts.webhook_url_env else None
-        secrets = {source.get(name, "") for name in self.cfg.secret_variables() for source in (self.env, os.environ)}
-        return Notifier(url or None, state, dedup_hours=alerts.dedup_hours, secrets=sorted(secrets))
+        return Notifier(url or None, state, dedup_hours=alerts.dedup_hours, secrets=self.secret_values())
 
     def run_link(self, run_id: str) -> str:
         return f"{self.alerts.ui_base_url.rstrip('/')}/runs/{run_id}"

@@ -12,30 +12,38 @@ from dagster import (
 
 from assets.releases import releases_partitions
 from ops_project.config import OpsConfig
-from ops_project.releases.tags import RepoUnreachable, dump_cursor, load_cursor, new_releases, remote_tags
+from ops_project.releases.tags import (
+    RepoUnreachable,
+    dump_cursor,
+    load_cursor,
+    new_releases,
+    redact_repo,
+    remote_tags,
+)
 
 
 def build_release_sensor(cfg: OpsConfig, job) -> SensorDefinition | None:
     if cfg.releases is None:
         return None
     releases = cfg.releases
+    shown = redact_repo(releases.repo)  # the UI and every tick show this, never a token in the URL
 
     @sensor(name="release_tag_sensor", job=job, minimum_interval_seconds=releases.minimum_interval_seconds,
             default_status=DefaultSensorStatus.RUNNING,
-            description=f"Watches {releases.repo} for tags matching {releases.tag_pattern}; each new tag, or a tag "
+            description=f"Watches {shown} for tags matching {releases.tag_pattern}; each new tag, or a tag "
                         f"moved to another commit, gets a releases partition and a deploy_validation run.")
     def release_tag_sensor(context: SensorEvaluationContext):
         try:
             current = remote_tags(releases.repo)
         except RepoUnreachable as exc:
-            return SkipReason(f"cannot read tags of {releases.repo}: {exc}; cursor unchanged, no tag lost")
+            return SkipReason(f"cannot read tags of {shown}: {exc}; cursor unchanged, no tag lost")
         seen = load_cursor(context.cursor)
         fresh, remember = new_releases(seen, current, releases.tag_pattern,
                                        run_existing=releases.run_existing_on_first_tick)
         cursor = dump_cursor(remember)
         if not fresh:
-            reason = (f"first look at {releases.repo}: recorded {len(remember)} existing tag(s), started nothing"
-                      if seen is None else f"no new or moved tags in {releases.repo} ({len(remember)} known)")
+            reason = (f"first look at {shown}: recorded {len(remember)} existing tag(s), started nothing"
+                      if seen is None else f"no new or moved tags in {shown} ({len(remember)} known)")
             return SensorResult(skip_reason=SkipReason(reason), cursor=cursor)
         new_keys = sorted({r.tag for r in fresh} - set(context.instance.get_dynamic_partitions("releases")))
         return SensorResult(

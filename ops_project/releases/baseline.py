@@ -10,6 +10,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ops_project.releases.tags import version_key
+
 
 @dataclass(frozen=True)
 class ReleaseOutcome:
@@ -30,8 +32,14 @@ class ReleaseOutcome:
 
 
 def last_good_release(history: Iterable[ReleaseOutcome], current: str) -> tuple[str, dict[str, float]] | None:
-    """The newest other release (``history`` is newest first) that passed and has p95 figures."""
+    """The last good release before ``current``: of the releases that passed (with p95 figures), the one
+    that sorts highest below ``current`` in version order, never a newer one (re-validating v1.0.2 after
+    v1.0.3 shipped must compare with, and roll back to, v1.0.1). ``history`` is newest first; a release
+    validated more than once counts by its newest verdict."""
+    latest: dict[str, ReleaseOutcome] = {}
     for outcome in history:
-        if outcome.tag != current and outcome.passed and outcome.p95_ms is not None:
-            return outcome.tag, outcome.p95_ms
-    return None
+        latest.setdefault(outcome.tag, outcome)
+    below = [o for o in latest.values() if o.passed and o.p95_ms is not None
+             and version_key(o.tag) < version_key(current)]
+    best = max(below, key=lambda o: version_key(o.tag), default=None)
+    return (best.tag, best.p95_ms) if best else None

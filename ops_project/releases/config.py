@@ -26,6 +26,8 @@ class ReleasesConfig(Strict):
     tag_pattern: str = r"^v\d+\.\d+\.\d+$"
     target: ReleaseTarget = ReleaseTarget()
     rollback_command: list[str] | None = None
+    rollback_env: list[str] = []  # variables the rollback command receives (beside PATH, HOME, LANG)
+    rollback_timeout_seconds: float = Field(600, gt=0)
     run_existing_on_first_tick: bool = False
     minimum_interval_seconds: int = Field(60, ge=5)
 

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from ops_project.common.errors import OpsError
 
@@ -33,18 +34,33 @@ class Release:
         return f"{self.tag}@{self.sha}"
 
 
+def redact_repo(repo: str) -> str:
+    """A repository URL fit to show: no user or token (``https://user:token@host``), no query string
+    (``?private_token=…``); local paths and ``git@host:path`` are shown as they are."""
+    parts = urlsplit(repo)
+    if not parts.scheme or not parts.netloc:
+        return repo
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def remote_tags(repo: str) -> dict[str, str]:
     """{tag: commit sha} (annotated tags peeled to their commit)."""
     try:
-        proc = subprocess.run(["git", "ls-remote", "--tags", repo], capture_output=True, text=True,
+        proc = subprocess.run(["git", "ls-remote", "--tags", "--", repo], capture_output=True, text=True,
                               timeout=TIMEOUT_SECONDS, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
     except subprocess.TimeoutExpired:
-        raise RepoUnreachable(f"git ls-remote {repo}: no answer within {TIMEOUT_SECONDS}s") from None
+        raise RepoUnreachable(f"git ls-remote {redact_repo(repo)}: no answer within {TIMEOUT_SECONDS}s") from None
     except FileNotFoundError:
         raise RepoUnreachable("git is not installed (needed to read release tags)") from None
     if proc.returncode != 0:
         reason = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
-        raise RepoUnreachable(f"git ls-remote {repo} failed: {reason}")
+        reason = reason.replace(repo, redact_repo(repo))
+        secret_parts = [p for p in (urlsplit(repo).password, urlsplit(repo).query) if p]
+        for part in secret_parts:
+            reason = reason.replace(part, "[redacted]")
+        raise RepoUnreachable(f"git ls-remote {redact_repo(repo)} failed: {reason}")
     tags: dict[str, str] = {}
     peeled: dict[str, str] = {}
     for line in proc.stdout.splitlines():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -42,7 +43,9 @@ class Verdict:
         if self.p95_ms:
             after += [table(["endpoint", "p95 (ms)"], [(path, f"{ms:.1f}") for path, ms in self.p95_ms.items()])]
         if self.rollback:
-            after += ["", f"Rollback to `{self.rollback['to']}`: exit {self.rollback['exit_code']}",
+            outcome = "not run" if self.rollback.get("skipped") else "timed out" if self.rollback.get("timed_out") \
+                else f"exit {self.rollback['exit_code']}"
+            after += ["", f"Rollback to `{self.rollback['to']}`: {outcome}",
                       "```", self.rollback["output"][-2000:], "```"]
         return render(f"Deploy validation of `{self.tag}`: {'PASSED' if self.passed else 'FAILED'}", self.checks,
                       after=after)
@@ -87,14 +90,40 @@ def p95(samples: list[float]) -> float:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)] if ordered else 0.0
 
 
+class _Misrouted(Exception):
+    """An answer that is not the booking API's (an HTML error page, a proxy's, a wrong JSON shape)."""
+
+
+def _json_object(resp: httpx.Response, what: str) -> dict:
+    try:
+        body = resp.json()
+    except ValueError:
+        kind = resp.headers.get("content-type", "no content type")
+        raise _Misrouted(f"{what} answered {resp.status_code} with {kind}, not JSON: "
+                         f"{resp.text[:120]!r}") from None
+    if not isinstance(body, dict):
+        raise _Misrouted(f"{what} answered a JSON {type(body).__name__}, not an object")
+    return body
+
+
+def served_version(http: _Http) -> tuple[str | None, str]:
+    """(the version /version reports, or None; why not)."""
+    resp, _, err = http.request("GET", "/version")
+    if resp is None or resp.status_code != 200:
+        return None, err
+    try:
+        version = _json_object(resp, "/version").get("version")
+    except _Misrouted as exc:
+        return None, str(exc)
+    return (version, "") if isinstance(version, str) else (None, f"/version has no version string: {version!r}")
+
+
 def check_version(http: _Http, tag: str, timeout: float) -> Check:
-    deadline, seen = time.monotonic() + timeout, None
+    deadline = time.monotonic() + timeout
     while True:
-        resp, _, err = http.request("GET", "/version")
-        if resp is not None and resp.status_code == 200:
-            seen = resp.json().get("version")
-            if seen == tag:
-                return Check("version", True, f"serves {tag}")
+        seen, err = served_version(http)
+        if seen == tag:
+            return Check("version", True, f"serves {tag}")
         if time.monotonic() >= deadline:
             return Check("version", False, f"serves {seen!r}, expected {tag!r} (waited {timeout:.0f}s for the "
                                            f"rollout){'; ' + err if err else ''}", {"served": str(seen)})
@@ -114,7 +143,16 @@ SMOKE_CUSTOMER = "synthetic-monitor@ops.invalid"  # one stable customer: smoke r
 
 
 def smoke_flow(http: _Http, tenant: str, tag: str) -> tuple[Check, int | None]:
-    """services → availability → book → cancel; the booking must be gone afterwards. Returns the service used."""
+    """services → availability → book → cancel; the booking must be gone afterwards. Returns the service used.
+
+    An answer that is not the API's (HTML, a wrong JSON shape) fails the check with the reason."""
+    try:
+        return _smoke_flow(http, tenant, tag)
+    except (_Misrouted, KeyError, TypeError, IndexError, ValueError) as exc:
+        return Check("smoke_flow", False, f"unexpected answer: {type(exc).__name__}: {exc}"), None
+
+
+def _smoke_flow(http: _Http, tenant: str, tag: str) -> tuple[Check, int | None]:
     base = f"/tenants/{tenant}"
 
     service = None
@@ -125,7 +163,7 @@ def smoke_flow(http: _Http, tenant: str, tag: str) -> tuple[Check, int | None]:
     resp, _, err = http.request("GET", f"{base}/services")
     if resp is None or resp.status_code != 200:
         return fail("list services", err)
-    body = resp.json()
+    body = _json_object(resp, f"{base}/services")
     if not body.get("services") or not body.get("staff"):
         return fail("list services", "the tenant has no services or staff")
     service, staff = body["services"][0]["id"], body["staff"][0]["id"]
@@ -135,7 +173,7 @@ def smoke_flow(http: _Http, tenant: str, tag: str) -> tuple[Check, int | None]:
                                 params={"date": day.isoformat(), "service_id": service, "staff_id": staff})
     if resp is None or resp.status_code != 200:
         return fail("availability", err)
-    slots = resp.json().get("slots") or []
+    slots = _json_object(resp, f"{base}/availability").get("slots") or []
     if not slots:
         return fail("availability", f"no free slot on {day} for staff {staff}")
     # Different releases validated at once pick different slots; a POST is never retried (not idempotent).
@@ -144,7 +182,7 @@ def smoke_flow(http: _Http, tenant: str, tag: str) -> tuple[Check, int | None]:
         "service_id": service, "staff_id": staff, "starts_at": slot["starts_at"], "customer_email": SMOKE_CUSTOMER})
     if resp is None or resp.status_code != 201:
         return fail("book", err)
-    booking = resp.json()["id"]
+    booking = _json_object(resp, f"{base}/bookings")["id"]
     resp, _, err = http.request("DELETE", f"{base}/bookings/{booking}")
     if resp is None or resp.status_code != 200:
         return fail("cancel", f"{err} (booking {booking} may be left behind)")
@@ -192,19 +230,31 @@ def regression(p95_now: dict[str, float], previous: tuple[str, dict[str, float]]
 
 
 def validate(tag: str, target: ReleaseTarget, *, previous: tuple[str, dict[str, float]] | None = None,
-             rollback_command: list[str] | None = None) -> Verdict:
+             rollback_command: list[str] | None = None, rollback_env: Iterable[str] = (),
+             rollback_timeout: float = 600, secrets: Iterable[str] = ()) -> Verdict:
     http = _Http(target)
     try:
         version = check_version(http, tag, target.rollout_timeout_seconds)
-        smoke, service = smoke_flow(http, target.smoke_tenant, tag)
+        if version.passed:
+            smoke, service = smoke_flow(http, target.smoke_tenant, tag)
+        else:  # never book on a release that is not the one being validated
+            smoke, service = Check("smoke_flow", False, "skipped: the service does not serve this release, so no "
+                                                        "booking was made on it"), None
         checks = [version, check_health(http, target.health_paths), smoke]
         lat, p95s, rate = latency(http, target, service)
         checks += [lat, regression(p95s, previous, target.p95_regression_factor)]
+        verdict = Verdict(tag, checks, p95s, rate)
+        # Roll back only a release that is deployed and broken, and only if it still is: the service is asked
+        # again right before, so a newer release deployed meanwhile is never undone.
+        if not verdict.passed and rollback_command and previous is not None and version.passed:
+            still, why = served_version(http)
+            if still == tag:
+                verdict.rollback = rollback(rollback_command, previous[0], timeout=rollback_timeout,
+                                            env_names=rollback_env, secrets=secrets)
+            else:
+                verdict.rollback = {"to": previous[0], "exit_code": None, "timed_out": False, "skipped": True,
+                                    "output": f"not rolled back: the service now serves {still!r}, not {tag!r}"
+                                              f"{'; ' + why if why else ''}"}
     finally:
         http.close()
-    verdict = Verdict(tag, checks, p95s, rate)
-    # Roll back only a release that is deployed and broken: if the service does not serve this tag (another,
-    # newer tag was deployed, or the rollout never happened), rolling back would undo someone else's release.
-    if not verdict.passed and rollback_command and previous is not None and version.passed:
-        verdict.rollback = rollback(rollback_command, previous[0])
     return verdict

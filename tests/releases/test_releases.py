@@ -6,7 +6,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,6 @@ from ops_project.releases.tags import load_cursor
 from ops_project.releases.validate import validate
 from resources import NotifierResource
 from tests.conftest import local_region
-from tests.servers import free_ports
 
 
 def git(repo: Path, *args: str) -> str:
@@ -45,33 +43,6 @@ def repo(tmp_path) -> Path:
     git(path, "commit", "-q", "--allow-empty", "-m", "first")
     git(path, "tag", "v1.0.0")
     return path
-
-
-@pytest.fixture
-def api(tmp_path, demo_db):
-    """The demo API, for real, on 127.0.0.1; restartable with another version or database."""
-    procs = []
-
-    def start(version: str, db: Path = demo_db, latency_ms: int = 0) -> str:
-        port = free_ports(1)[0]
-        proc = subprocess.Popen([sys.executable, "-m", "ops_project", "demo-api", "--port", str(port), "--version",
-                                 version, "--db", str(db), "--latency-ms", str(latency_ms)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        procs.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(url + "/version", timeout=1)
-                return url
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        pytest.fail(f"demo API did not start: {proc.stderr.read1(4000) if proc.poll() is not None else ''}")
-
-    yield start
-    for proc in procs:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def config(write_config, tmp_path, demo_db, repo, base_url="http://127.0.0.1:9", **releases):
@@ -189,7 +160,7 @@ def appointments(db: Path) -> int:
 def test_healthy_release_passes_and_leaves_nothing_behind(api, demo_db):
     before = appointments(demo_db)
     url = api("v1.4.2")
-    validate("v1.4.1", target(url))  # a first run may create the one synthetic-monitor customer
+    validate("v1.4.2", target(url))  # a first run may create the one synthetic-monitor customer
     customers = _count(demo_db, "customers")
     verdict = validate("v1.4.2", target(url))
     assert verdict.passed, verdict.markdown()

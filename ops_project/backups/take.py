@@ -31,9 +31,7 @@ from ops_project.backups.layout import (
     RESERVATION,
     backup_prefix,
     data_name,
-    database_prefix,
     new_backup_id,
-    parse_key,
 )
 from ops_project.backups.manifest import Manifest
 from ops_project.backups.windows import Window, check_window
@@ -68,13 +66,10 @@ def reserve_id(store: ObjectStore, database: str, started: datetime) -> str:
     reservation object created only if absent, so that two takers on different machines never share it
     (a listing cannot tell: S3 writes are invisible until they complete).
 
-    Taken means a backup with objects, one whose data is still being written, or a reservation.
+    Taken means a backup with objects (a finished one has released its reservation) or a reservation: a
+    backup whose data is still being written holds one, so no scan of unfinished uploads is needed.
     """
     taken = {e.backup_id for e in list_backups(store, database, read_manifests=False)}
-    for upload in store.unfinished_uploads(database_prefix(database)):
-        parsed = parse_key(upload.key)
-        if parsed:
-            taken.add(parsed[1])
     note = json.dumps({"host": platform.node(), "pid": os.getpid(), "started": started.isoformat()}).encode()
     for _ in range(1000):
         backup_id = new_backup_id(started, taken)

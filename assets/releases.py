@@ -68,16 +68,25 @@ def build_release_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             **{f"check_{c.name}": ("pass: " if c.passed else "FAIL: ") + c.message[:500] for c in verdict.checks},
         }
         if verdict.rollback:
-            metadata["rollback_to"] = verdict.rollback["to"]
-            metadata["rollback_ran"] = not verdict.rollback.get("skipped", False)
-            metadata["rollback_exit_code"] = verdict.rollback["exit_code"] if verdict.rollback["exit_code"] \
-                is not None else -1
-            metadata["rollback_output"] = MetadataValue.md("```\n" + verdict.rollback["output"][-3000:] + "\n```")
+            rb = verdict.rollback
+            metadata["rollback_ran"] = not rb.get("skipped", False)
+            metadata["rollback_summary"] = verdict.rollback_summary()
+            metadata["broken_release_live"] = verdict.broken_release_live
+            if rb.get("to"):
+                metadata["rollback_to"] = rb["to"]
+            if rb.get("skipped"):
+                metadata["rollback_skipped_reason"] = rb.get("reason", "")
+            else:
+                metadata["rollback_timed_out"] = bool(rb.get("timed_out"))
+                if rb.get("exit_code") is not None and not rb.get("timed_out"):
+                    metadata["rollback_exit_code"] = rb["exit_code"]
+                metadata["rollback_output"] = MetadataValue.md("```\n" + rb["output"][-3000:] + "\n```")
         if not verdict.passed:
             # Recorded as a failed step with every number, so the UI (and alerting) sees a failed release.
             context.log.error(verdict.markdown())
             raise Failure(description=f"release {tag} failed deploy validation: " + "; ".join(
-                f"{c.name}: {c.message}" for c in verdict.checks if not c.passed), metadata=metadata)
+                f"{c.name}: {c.message}" for c in verdict.checks if not c.passed) + ". " + verdict.rollback_summary(),
+                metadata=metadata)
         context.log.info(verdict.markdown())
         return MaterializeResult(metadata=metadata)
 

@@ -16,6 +16,7 @@ from ops_project.common.config import DatabaseConfig, secret
 from ops_project.common.errors import ConfigError
 from ops_project.config import OpsConfig
 from ops_project.demo.database import ensure as ensure_demo
+from ops_project.notify.channels import Email, PagerDuty, Slack
 from ops_project.notify.config import AlertsConfig
 from ops_project.notify.notifier import Notifier
 from ops_project.storage import ObjectStore, S3Credentials, open_store
@@ -90,11 +91,26 @@ class Clients:
         return sorted(v for v in values if v)
 
     def notifier(self) -> Notifier:
-        """The webhook notifier; every value of every variable the configuration names is scrubbed."""
+        """Every configured channel (Slack webhook, PagerDuty, e-mail), routed by severity; every value of every
+        variable the configuration names is scrubbed from every alert."""
         alerts = self.alerts
         state = alerts.state_dir or (self.cfg.source.parent / ".ops" / "alerts")
-        url = self.env.get(alerts.webhook_url_env) if alerts.webhook_url_env else None
-        return Notifier(url or None, state, dedup_hours=alerts.dedup_hours, secrets=self.secret_values())
+        channels: list = []
+        url = self._secret(alerts.webhook_url_env, "alerts.webhook_url_env")
+        if url:
+            channels.append(Slack(url))
+        if alerts.pagerduty:
+            pd = alerts.pagerduty
+            channels.append(PagerDuty(self._secret(pd.routing_key_env, "alerts.pagerduty.routing_key_env"),
+                                      pd.events_url, source=pd.source))
+        if alerts.email:
+            mail = alerts.email
+            channels.append(Email(mail.host, mail.port, mail.sender, mail.to, security=mail.security,
+                                  username=self._secret(mail.username_env, "alerts.email.username_env"),
+                                  password=self._secret(mail.password_env, "alerts.email.password_env"),
+                                  timeout=mail.timeout_seconds))
+        return Notifier(channels, state, route=alerts.channels_for, dedup_hours=alerts.dedup_hours,
+                        secrets=self.secret_values())
 
     def run_link(self, run_id: str) -> str:
         return f"{self.alerts.ui_base_url.rstrip('/')}/runs/{run_id}"

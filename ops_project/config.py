@@ -80,10 +80,11 @@ class OpsConfig(Strict):
         return self.regions[1:]
 
     def secret_variables(self) -> list[str]:
-        """Every environment variable the file names: their values must never appear in an alert."""
+        """Every environment variable the file names: their values must never appear in an alert, a log or storage."""
         names = [self.backup.encryption.age_recipients_env, self.restore.age_identity_env,
-                 self.restore.postgres_scratch_url_env, self.alerts.webhook_url_env if self.alerts else None]
+                 self.restore.postgres_scratch_url_env, *(self.alerts.secret_variables() if self.alerts else [])]
         names += [d.url_env for d in self.databases]
+        names += list(self.releases.rollback_env) if self.releases else []
         for r in self.regions:
             names += r.secret_variables()
         return sorted({n for n in names if n})

@@ -36,7 +36,7 @@ def build_definitions(cfg: OpsConfig) -> Definitions:
         jobs=jobs,
         schedules=[build_backup_schedule(cfg, backup_job), build_retention_schedule(cfg, retention_job),
                    build_rpo_schedule(cfg, rpo_job), build_drill_schedule(cfg, drill_job)],
-        sensors=[*([release_sensor] if release_sensor else []), *build_alert_sensors(jobs)],
+        sensors=[*([release_sensor] if release_sensor else []), *build_alert_sensors()],
         resources=build_resources(cfg),
     )
 

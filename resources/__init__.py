@@ -41,8 +41,12 @@ def build_resources(cfg: OpsConfig) -> dict[str, ConfigurableResource]:
         resources[database_key(db.name)] = DatabaseResource(
             database=db.name, config_path=path, url=_env(db.url_env),
             scratch_server_url=_env(cfg.restore.postgres_scratch_url_env))
+    alerts = cfg.alerts
     resources["notifier"] = NotifierResource(
-        config_path=path, webhook_url=_env(cfg.alerts.webhook_url_env if cfg.alerts else None))
+        config_path=path, webhook_url=_env(alerts.webhook_url_env if alerts else None),
+        pagerduty_routing_key=_env(alerts.pagerduty.routing_key_env if alerts and alerts.pagerduty else None),
+        smtp_username=_env(alerts.email.username_env if alerts and alerts.email else None),
+        smtp_password=_env(alerts.email.password_env if alerts and alerts.email else None))
     resources["encryption"] = EncryptionResource(
         config_path=path, recipients=_env(cfg.backup.encryption.age_recipients_env),
         identity=_env(cfg.restore.age_identity_env))

@@ -1,4 +1,4 @@
-"""The notifier resource: the webhook URL resolved from an ``EnvVar``, the notifier from the factory."""
+"""The notifier resource: each alert channel's secret resolved from an ``EnvVar``, the notifier from the factory."""
 
 from dagster import ConfigurableResource
 
@@ -8,15 +8,27 @@ from ops_project.notify.notifier import Notifier
 
 
 class NotifierResource(ConfigurableResource):
-    """Alerts to the webhook whose URL the variable ``alerts.webhook_url_env`` names (Slack-compatible)."""
+    """Alerts to the channels ``alerts`` configures (Slack webhook, PagerDuty, e-mail), routed by severity."""
 
     config_path: str
     webhook_url: str | None = None
+    pagerduty_routing_key: str | None = None
+    smtp_username: str | None = None
+    smtp_password: str | None = None
 
     def _clients(self) -> Clients:
         cfg = load_config(self.config_path)
-        var = cfg.alerts.webhook_url_env if cfg.alerts else None
-        return Clients(cfg, {var: self.webhook_url} if var and self.webhook_url else {})
+        alerts = cfg.alerts
+        env: dict[str, str] = {}
+        if alerts:
+            for var, value in ((alerts.webhook_url_env, self.webhook_url),
+                               (alerts.pagerduty.routing_key_env if alerts.pagerduty else None,
+                                self.pagerduty_routing_key),
+                               (alerts.email.username_env if alerts.email else None, self.smtp_username),
+                               (alerts.email.password_env if alerts.email else None, self.smtp_password)):
+                if var and value:
+                    env[var] = value
+        return Clients(cfg, env)
 
     def get(self) -> Notifier:
         return self._clients().notifier()

@@ -37,13 +37,16 @@ def build_release_sensor(cfg: OpsConfig, job) -> SensorDefinition | None:
             current = remote_tags(releases.repo)
         except RepoUnreachable as exc:
             return SkipReason(f"cannot read tags of {shown}: {exc}; cursor unchanged, no tag lost")
-        seen = load_cursor(context.cursor)
-        fresh, remember = new_releases(seen, current, releases.tag_pattern,
-                                       run_existing=releases.run_existing_on_first_tick)
+        seen = load_cursor(context.cursor)  # CursorUnreadable fails the tick, loudly: never a silent first look
+        fresh, remember, note = new_releases(seen, current, releases.tag_pattern,
+                                             run_existing=releases.run_existing_on_first_tick)
         cursor = dump_cursor(remember)
+        if note:
+            context.log.warning(note)
         if not fresh:
-            reason = (f"first look at {shown}: recorded {len(remember)} existing tag(s), started nothing"
-                      if seen is None else f"no new or moved tags in {shown} ({len(remember)} known)")
+            known = len(remember.tags) + len(remember.older)
+            first = f"first look at {shown}: recorded {known} existing tag(s) matching the pattern, started nothing"
+            reason = note or (first if seen is None else f"no new or moved tags in {shown} ({known} known)")
             return SensorResult(skip_reason=SkipReason(reason), cursor=cursor)
         new_keys = sorted({r.tag for r in fresh} - set(context.instance.get_dynamic_partitions("releases")))
         return SensorResult(

@@ -172,3 +172,73 @@ def webhook():
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/hooks/T000/B000/XXXX", received, state
     server.shutdown()
+
+
+@pytest.fixture
+def receiver():
+    """An HTTP receiver (Slack webhook, PagerDuty Events API): records (path, JSON body); answers
+    ``state['status']`` (PagerDuty's own answer is 202)."""
+    received: list[tuple[str, dict]] = []
+    state = {"status": 202}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server API
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, json.loads(body)))
+            self.send_response(state["status"])
+            self.end_headers()
+            self.wfile.write(b'{"status":"success"}')
+
+        def log_message(self, *_args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", received, state
+    server.shutdown()
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on 127.0.0.1; yields (port, messages as email.message.Message)."""
+    from email import message_from_bytes
+
+    from aiosmtpd.controller import Controller
+
+    from tests.servers import free_ports
+
+    messages: list = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's API
+            msg = message_from_bytes(envelope.original_content or envelope.content)
+            msg["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+            messages.append(msg)
+            return "250 OK"
+
+    port = free_ports(1)[0]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, messages
+    controller.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage_instance(request, tmp_path):
+    """A Dagster instance on each storage people run: SQLite under a DAGSTER_HOME (the embedded default,
+    one event database per run) and PostgreSQL (production; dagster-postgres)."""
+    from dagster import DagsterInstance, instance_for_test
+    from dagster._core.instance.ref import InstanceRef
+
+    if request.param == "sqlite":
+        home = tmp_path / "dagster_home"
+        home.mkdir()
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+            assert type(instance.event_log_storage).__name__ == "SqliteEventLogStorage"
+            yield instance
+        return
+    make = request.getfixturevalue("scratch_pg")
+    url = make().replace("postgresql://", "postgresql+psycopg2://", 1)
+    with instance_for_test(overrides={"storage": {"postgres": {"postgres_url": url}}}) as instance:
+        yield instance

@@ -47,7 +47,7 @@ def test_cli_and_dagster_get_the_same_clients(cfg, monkeypatch):
     assert live[database_key("core")].server_for_scratch() == cli.scratch_server(core) == ENV["OPS_T_SCRATCH"]
     assert cli.scratch_server(cfg.database("booking")) is None
     notifier = live["notifier"].get()
-    assert notifier.webhook_url == cli.notifier().webhook_url == ENV["OPS_T_HOOK"]
+    assert notifier.channels["slack"].webhook_url == cli.notifier().channels["slack"].webhook_url == ENV["OPS_T_HOOK"]
     assert set(ENV.values()) <= set(notifier.secrets)  # every named variable's value is scrubbed
     assert live["notifier"].run_link("abc") == cli.run_link("abc") == "https://dagster.example/runs/abc"
 
@@ -59,7 +59,10 @@ def test_a_missing_variable_names_the_variable_and_the_key(cfg):
     with pytest.raises(SecretMissingError, match=r"OPS_T_CORE \(named by databases.core.url_env\)"):
         clients.database_url(cfg.database("core"))
     assert clients.recipients() is None and clients.identities() is None  # encryption not configured
-    assert clients.notifier().webhook_url is None  # alerts off, not an error
+    # alerts named but their variable unset: a clear error, never alerts silently switched off
+    with pytest.raises(SecretMissingError, match=r"OPS_T_HOOK \(named by alerts.webhook_url_env\)"):
+        clients.notifier()
+    assert not Clients(cfg.model_copy(update={"alerts": None}), env={}).notifier().enabled  # no alerts configured
 
 
 def test_scratch_databases_go_to_the_production_server_only_when_said_so(tmp_path, write_config):

@@ -1,117 +1,78 @@
-"""Alerts to a webhook (Slack-compatible JSON), deduplicated, with the run link, never with a secret.
+"""The notifier: open problems said once per ``dedup_hours``, resolved once, routed by severity, never lost,
+never with a secret.
 
-Dedup is remembered in a small directory (one file per alert key, written atomically), so that
-sensor ticks in different processes agree on what was already said.
+Every alert is scrubbed of every secret value before anything (a channel, the outbox on disk, a log
+line) sees it. A channel that cannot be reached keeps its copy in the outbox; the other channels still
+get theirs.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import httpx
+from ops_project.notify.alert import Alert
+from ops_project.notify.channels import Channel, NotifyError
+from ops_project.notify.ledger import Ledger
+from ops_project.notify.outbox import Outbox
 
-from ops_project.common.errors import OpsError
-from ops_project.notify.scrub import scrub
-
-
-@dataclass(frozen=True)
-class Alert:
-    key: str  # what makes two alerts "the same" (deduplicated within the window)
-    title: str
-    text: str
-    link: str | None = None
-    severity: str = "error"
-
-
-class NotifyError(OpsError):
-    pass
+__all__ = ["Alert", "Notifier", "NotifyError"]
 
 
 class Notifier:
-    def __init__(self, webhook_url: str | None, state_dir: Path, *, dedup_hours: float = 24,
-                 secrets: Iterable[str] = (), timeout: float = 10):
-        self.webhook_url = webhook_url
+    def __init__(self, channels: Iterable[Channel], state_dir: Path, *,
+                 route: Callable[[str], list[str]] | None = None, dedup_hours: float = 24,
+                 secrets: Iterable[str] = ()):
+        self.channels = {c.name: c for c in channels}
+        self.route = route or (lambda _severity: list(self.channels))
         self.state_dir = Path(state_dir)
-        self.dedup_seconds = dedup_hours * 3600
-        self.secrets = [s for s in secrets if s]
-        self.timeout = timeout
+        self.ledger = Ledger(self.state_dir, dedup_hours=dedup_hours)
+        self.outbox = Outbox(self.state_dir)
+        self.secrets = sorted({s for s in secrets if s})
+        self.problems: list[str] = []  # what went wrong delivering, for the sensor's log (scrubbed)
 
-    def _marker(self, key: str) -> Path:
-        return self.state_dir / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".sent")
+    @property
+    def enabled(self) -> bool:
+        return bool(self.channels)
 
-    def already_sent(self, key: str) -> bool:
-        marker = self._marker(key)
+    def _deliver_now(self, channel: str, alert: Alert) -> bool:
         try:
-            return time.time() - marker.stat().st_mtime < self.dedup_seconds
-        except FileNotFoundError:
+            self.channels[channel].deliver(alert)
+        except NotifyError as exc:
+            self.problems.append(str(exc))
             return False
+        return True
 
-    def payload(self, alert: Alert) -> dict:
-        icon = ":rotating_light:" if alert.severity == "error" else ":warning:"
-        link = f"\n<{alert.link}|Open the run in Dagster>" if alert.link else ""
-        text = scrub(f"{icon} *{alert.title}*\n{alert.text}{link}", self.secrets)
-        return {"text": text, "username": "ops_project",
-                "attachments": [{"color": "danger" if alert.severity == "error" else "warning",
-                                 "title": scrub(alert.title, self.secrets), "title_link": alert.link or "",
-                                 "text": scrub(alert.text, self.secrets)}]}
+    def _dispatch(self, alert: Alert) -> None:
+        for name in self.route(alert.severity):
+            if name in self.channels and not self._deliver_now(name, alert):
+                self.outbox.put(name, alert)
 
-    def _outbox(self) -> Path:
-        return self.state_dir / "outbox"
-
-    def send(self, alert: Alert) -> bool:
-        """Post the alert unless the same one was sent within the window; True when posted.
-
-        When the webhook cannot be reached the alert waits in an outbox (``flush`` retries it) and
-        NotifyError says so: an outage of the webhook must not lose the alert.
-        """
-        if not self.webhook_url:
+    def raise_problem(self, alert: Alert) -> bool:
+        """The problem ``alert.key`` was seen. True when it was said now (new, or a reminder was due)."""
+        if not self.enabled:
             return False
-        if self.already_sent(alert.key):
+        alert = alert.scrubbed(self.secrets)
+        if not self.ledger.raised(alert.key, alert.title, alert.severity):
             return False
-        try:
-            self._post(alert)
-        except NotifyError:
-            box = self._outbox()
-            box.mkdir(parents=True, exist_ok=True)
-            (box / self._marker(alert.key).with_suffix(".json").name).write_text(json.dumps(
-                {"key": alert.key, "title": alert.title, "text": alert.text, "link": alert.link,
-                 "severity": alert.severity}))
-            raise
+        self._dispatch(alert)
+        return True
+
+    def clear_problem(self, key: str, *, text: str = "", link: str | None = None) -> bool:
+        """The problem ``key`` is gone. True when it had been open (and "resolved" was said)."""
+        if not self.enabled:
+            return False
+        problem = self.ledger.cleared(key)
+        if problem is None:
+            return False
+        self._dispatch(Alert(key=key, title=problem.title, text=text or "the problem has cleared", link=link,
+                             severity=problem.severity, resolved=True).scrubbed(self.secrets))
         return True
 
     def flush(self) -> int:
-        """Deliver alerts that waited in the outbox; returns how many went out."""
-        box, sent = self._outbox(), 0
-        if not self.webhook_url or not box.is_dir():
+        """Deliver what waited in the outbox; returns how many went out."""
+        if not self.enabled:
             return 0
-        for pending in sorted(box.glob("*.json")):
-            alert = Alert(**json.loads(pending.read_text()))
-            if not self.already_sent(alert.key):
-                try:
-                    self._post(alert)
-                except NotifyError:
-                    break  # still down: keep the rest for the next tick
-                sent += 1
-            pending.unlink(missing_ok=True)
-        return sent
-
-    def _post(self, alert: Alert) -> None:
-        try:
-            resp = httpx.post(self.webhook_url, json=self.payload(alert), timeout=self.timeout)
-        except httpx.HTTPError as exc:
-            raise NotifyError(f"alert webhook unreachable ({type(exc).__name__}); the alert "
-                              f"'{scrub(alert.title, self.secrets)}' was not delivered") from None
-        if resp.status_code >= 300:
-            raise NotifyError(f"alert webhook answered {resp.status_code}; the alert "
-                              f"'{scrub(alert.title, self.secrets)}' was not delivered")
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        marker = self._marker(alert.key)
-        tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"key": alert.key, "sent_at": time.time()}))
-        os.replace(tmp, marker)
+        delivered, problems = self.outbox.drain(self._deliver_now, set(self.channels))
+        self.problems += problems
+        return delivered

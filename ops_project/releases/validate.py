@@ -38,15 +38,35 @@ class Verdict:
     def passed(self) -> bool:
         return all_passed(self.checks)
 
+    @property
+    def broken_release_live(self) -> bool:
+        """A failed release that, as far as we know, still serves customers (no rollback brought back a good one)."""
+        if self.passed:
+            return False
+        rb = self.rollback or {}
+        if not rb.get("skipped"):
+            return bool(rb.get("timed_out")) or rb.get("exit_code") != 0
+        return rb.get("deployed", True)
+
+    def rollback_summary(self) -> str:
+        """One sentence: whether the rollback ran and how it ended (what the alert says)."""
+        rb = self.rollback
+        if not rb:
+            return "Rollback: none (the release passed)."
+        if rb.get("skipped"):
+            return f"Rollback{' to ' + rb['to'] if rb.get('to') else ''}: not run ({rb.get('reason', 'skipped')})."
+        if rb.get("timed_out"):
+            return f"Rollback to {rb['to']}: ran and was killed at its timeout (the service may be half rolled back)."
+        if rb.get("exit_code") == 0:
+            return f"Rollback to {rb['to']}: ran and succeeded (exit 0)."
+        return f"Rollback to {rb['to']}: ran and FAILED (exit {rb.get('exit_code')})."
+
     def markdown(self) -> str:
         after = []
         if self.p95_ms:
             after += [table(["endpoint", "p95 (ms)"], [(path, f"{ms:.1f}") for path, ms in self.p95_ms.items()])]
         if self.rollback:
-            outcome = "not run" if self.rollback.get("skipped") else "timed out" if self.rollback.get("timed_out") \
-                else f"exit {self.rollback['exit_code']}"
-            after += ["", f"Rollback to `{self.rollback['to']}`: {outcome}",
-                      "```", self.rollback["output"][-2000:], "```"]
+            after += ["", self.rollback_summary(), "```", self.rollback["output"][-2000:], "```"]
         return render(f"Deploy validation of `{self.tag}`: {'PASSED' if self.passed else 'FAILED'}", self.checks,
                       after=after)
 
@@ -244,17 +264,36 @@ def validate(tag: str, target: ReleaseTarget, *, previous: tuple[str, dict[str, 
         lat, p95s, rate = latency(http, target, service)
         checks += [lat, regression(p95s, previous, target.p95_regression_factor)]
         verdict = Verdict(tag, checks, p95s, rate)
-        # Roll back only a release that is deployed and broken, and only if it still is: the service is asked
-        # again right before, so a newer release deployed meanwhile is never undone.
-        if not verdict.passed and rollback_command and previous is not None and version.passed:
-            still, why = served_version(http)
-            if still == tag:
-                verdict.rollback = rollback(rollback_command, previous[0], timeout=rollback_timeout,
-                                            env_names=rollback_env, secrets=secrets)
-            else:
-                verdict.rollback = {"to": previous[0], "exit_code": None, "timed_out": False, "skipped": True,
-                                    "output": f"not rolled back: the service now serves {still!r}, not {tag!r}"
-                                              f"{'; ' + why if why else ''}"}
+        if not verdict.passed:
+            verdict.rollback = _roll_back(http, tag, version.passed, previous, rollback_command,
+                                          timeout=rollback_timeout, env_names=rollback_env, secrets=secrets)
     finally:
         http.close()
     return verdict
+
+
+def _skipped(to: str | None, reason: str, *, deployed: bool = True) -> dict:
+    return {"to": to, "exit_code": None, "timed_out": False, "skipped": True, "reason": reason,
+            "deployed": deployed, "output": f"not rolled back: {reason}"}
+
+
+def _roll_back(http: _Http, tag: str, deployed: bool, previous: tuple[str, dict] | None,
+               command: list[str] | None, *, timeout: float, env_names: Iterable[str],
+               secrets: Iterable[str]) -> dict:
+    """The rollback decision for a failed release, always recorded (the alert says what happened).
+
+    Roll back only a release that is deployed and broken, and only if it still is: the service is asked
+    again right before, so a newer release deployed meanwhile is never undone."""
+    to = previous[0] if previous else None
+    if not deployed:
+        return _skipped(to, f"the service does not serve {tag}, so there is nothing of this release to roll back",
+                        deployed=False)
+    if not command:
+        return _skipped(to, "no releases.rollback_command is configured")
+    if previous is None:
+        return _skipped(None, "no earlier release passed validation, so there is nothing to roll back to")
+    still, why = served_version(http)
+    if still != tag:
+        return _skipped(to, f"the service now serves {still!r}, not {tag!r}{'; ' + why if why else ''}",
+                        deployed=False)
+    return rollback(command, to, timeout=timeout, env_names=env_names, secrets=secrets)

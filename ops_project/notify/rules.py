@@ -123,7 +123,7 @@ def run_failure_alert(run: RunFact, link: str | None) -> Alert | None:
     text = "\n".join(lines) or (run.failure_message or "the run failed")
     if failures and len(inconclusive) == len(failures):
         return Alert(key=key, severity="warning", link=link, text=text,
-                     title=f"could not verify{where}: our side failed, not the backup (inconclusive)")
+                     title=f"could not verify{where} (inconclusive: the check could not run; not the backup's fault)")
     release = next((f.metadata for f in failures if "rollback_summary" in f.metadata), None)
     if release is not None:  # a failed release: say whether the rollback ran and how it ended
         live = bool(release.get("broken_release_live", True))

@@ -38,3 +38,16 @@ def api(tmp_path, demo_db):
     for proc in procs:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    """A release repository with one commit tagged v1.0.0."""
+    from tests.releases.test_releases import git
+
+    path = tmp_path / "booking.git"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    git(path, "commit", "-q", "--allow-empty", "-m", "first")
+    git(path, "tag", "v1.0.0")
+    return path

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 from dagster import (
     DagsterEventType,
     DagsterInstance,
@@ -33,16 +32,6 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
                           env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x",
                                "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}).stdout.strip()
-
-
-@pytest.fixture
-def repo(tmp_path) -> Path:
-    path = tmp_path / "booking.git"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    git(path, "commit", "-q", "--allow-empty", "-m", "first")
-    git(path, "tag", "v1.0.0")
-    return path
 
 
 def config(write_config, tmp_path, demo_db, repo, base_url="http://127.0.0.1:9", **releases):

@@ -5,6 +5,7 @@ from datetime import UTC
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
+from assets.guard import guarded
 from assets.partitions import backup_partitions, window_partitions
 from ops_project.backups.catalog import find_for_partition
 from ops_project.backups.layout import backup_prefix
@@ -49,6 +50,7 @@ def build_backup_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             f"A window can be taken only after it ends and before its grace period closes; older partitions "
             f"fail on purpose and store nothing."),
     )
+    @guarded
     def database_backup(context: AssetExecutionContext) -> MaterializeResult:
         database, window_key = _dims(context)
         ops_cfg = context.resources.ops_config.load()
@@ -104,6 +106,7 @@ def _replica_asset(cfg: OpsConfig, region: str, partitions) -> AssetsDefinition:
             f"bytes re-read at the destination, manifest written last). Re-running re-verifies; a replica "
             f"that no longer matches is reported and re-copied."),
     )
+    @guarded
     def backup_replica(context: AssetExecutionContext) -> MaterializeResult:
         database, window_key = _dims(context)
         src = getattr(context.resources, region_key(primary)).store()

@@ -15,6 +15,7 @@ from dagster import (
     asset,
 )
 
+from assets.guard import guarded
 from assets.verification import RESTORE_KEY
 from ops_project.backups.drills import DrillContext, report_region, run_drill, store_report
 from ops_project.config import OpsConfig
@@ -51,6 +52,7 @@ def build_drill_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             "achieved RTO and RPO against the objectives. Works only on copies and scratch space: the live "
             "databases and the primary region are never touched. The report is kept under drills/ in the DR region."),
     )
+    @guarded
     def dr_drill(context: AssetExecutionContext) -> MaterializeResult:
         ops_cfg = context.resources.ops_config.load()
         encryption = context.resources.encryption

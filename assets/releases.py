@@ -13,6 +13,7 @@ from dagster import (
     asset,
 )
 
+from assets.guard import guarded
 from ops_project.clients import Clients
 from ops_project.config import OpsConfig
 from ops_project.releases.baseline import ReleaseOutcome, last_good_release
@@ -51,6 +52,7 @@ def build_release_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             "regress beyond the configured factor against the last release that passed. On failure the rollback "
             "command (if configured) runs with the previous good tag."),
     )
+    @guarded
     def deploy_validation(context: AssetExecutionContext) -> MaterializeResult:
         ops_cfg = context.resources.ops_config.load()
         releases = ops_cfg.releases

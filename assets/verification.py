@@ -18,12 +18,15 @@ from dagster import (
 )
 
 from assets.backups import BACKUP_KEY, replica_key
+from assets.guard import guarded
 from assets.partitions import backup_partitions
+from ops_project.backups.blame import blame
 from ops_project.backups.catalog import find_for_partition
 from ops_project.backups.restore import NoBackupError
 from ops_project.backups.rpo import rpo_table, verified_rpo
 from ops_project.backups.verify import CHECKS, Report, record, verify
 from ops_project.common.checks import Outcome
+from ops_project.common.errors import StorageError
 from ops_project.common.names import identifier
 from ops_project.config import OpsConfig
 from resources import database_key, region_key
@@ -72,12 +75,21 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             f"backup cannot be trusted; only a passing verification protects a backup from retention and counts "
             f"towards the verified RPO. Backfill it over past windows to re-test old backups."),
     )
+    @guarded
     def restore_verification(context: AssetExecutionContext) -> MaterializeResult:
         keys = context.partition_key.keys_by_dimension
         database, window = keys["database"], keys["window"]
         ops_cfg = context.resources.ops_config.load()
         store = getattr(context.resources, region_key(source)).store()
-        entry = find_for_partition(store, database, window)
+        try:
+            entry = find_for_partition(store, database, window)
+        except StorageError as exc:
+            if blame(exc) is not Outcome.INCONCLUSIVE:
+                raise
+            # the region did not answer: that says nothing about the backup
+            raise Failure(description=f"could not verify {database} for window {window} from region {source} "
+                                      f"(inconclusive: not the backup's fault): {exc}",
+                          metadata={"outcome": Outcome.INCONCLUSIVE.value}) from None
         if entry is None:
             raise NoBackupError(f"no backup for this window: region {source} holds no complete backup of "
                                 f"{database} for window {window}")
@@ -125,6 +137,7 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             "objective: the data a restore would lose right now. The age of the last backup taken is shown "
             "beside it, but it is not the number to trust."),
     )
+    @guarded
     def verified_rpo_asset(context: AssetExecutionContext) -> MaterializeResult:
         ops_cfg = context.resources.ops_config.load()
         stores = [getattr(context.resources, region_key(r.name)).store() for r in ops_cfg.regions]

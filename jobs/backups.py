@@ -16,6 +16,7 @@ from dagster import (
 )
 
 from assets.backups import BACKUP_KEY, replica_key
+from assets.guard import guarded
 from assets.partitions import backup_partitions
 from assets.verification import RESTORE_KEY, RPO_KEY
 from ops_project.backups.retention import apply, plan_regions
@@ -59,6 +60,7 @@ def build_retention_job(cfg: OpsConfig) -> JobDefinition:
     region_keys = {region_key(r.name) for r in cfg.regions}
 
     @op(required_resource_keys={"ops_config", *region_keys}, tags={"ops/kind": "retention"})
+    @guarded
     def apply_retention(context: OpExecutionContext, config: RetentionConfig):
         """Compute the GFS plan per region, show it, then delete (unless dry_run)."""
         ops_cfg = context.resources.ops_config.load()

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from ops_project.backups.encryption import parse_identities, parse_recipients
 from ops_project.common.config import DatabaseConfig, secret
 from ops_project.common.errors import ConfigError
+from ops_project.common.scrub import remember_secrets
 from ops_project.config import OpsConfig
 from ops_project.demo.database import ensure as ensure_demo
 from ops_project.notify.channels import Email, PagerDuty, Slack
@@ -27,9 +28,13 @@ class Clients:
     def __init__(self, cfg: OpsConfig, env: Mapping[str, str] | None = None):
         self.cfg = cfg
         self.env = os.environ if env is None else env
+        self.secret_values()  # remembered by the scrubber before any client can fail with one in its message
 
     def _secret(self, var: str | None, what: str) -> str | None:
-        return secret(var, what=what, env=self.env)
+        value = secret(var, what=what, env=self.env)
+        if value:
+            remember_secrets([value])
+        return value
 
     # storage ------------------------------------------------------------------------------------
     def credentials(self, region: RegionConfig) -> S3Credentials:
@@ -88,7 +93,9 @@ class Clients:
     def secret_values(self) -> list[str]:
         """The value of every variable the configuration names: scrubbed from alerts and captured output."""
         values = {source.get(name, "") for name in self.cfg.secret_variables() for source in (self.env, os.environ)}
-        return sorted(v for v in values if v)
+        found = sorted(v for v in values if v)
+        remember_secrets(found)
+        return found
 
     def notifier(self) -> Notifier:
         """Every configured channel (Slack webhook, PagerDuty, e-mail), routed by severity; every value of every

@@ -204,6 +204,7 @@ def smtp_server():
     from email import message_from_bytes
 
     from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
 
     from tests.servers import free_ports
 
@@ -216,8 +217,12 @@ def smtp_server():
             messages.append(msg)
             return "250 OK"
 
+    def authenticator(server, session, envelope, mechanism, auth_data):  # accepts a login, as a relay would
+        return AuthResult(success=isinstance(auth_data, LoginPassword))
+
     port = free_ports(1)[0]
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port, authenticator=authenticator,
+                            auth_require_tls=False)
     controller.start()
     yield port, messages
     controller.stop()
@@ -242,3 +247,6 @@ def storage_instance(request, tmp_path):
     url = make().replace("postgresql://", "postgresql+psycopg2://", 1)
     with instance_for_test(overrides={"storage": {"postgres": {"postgres_url": url}}}) as instance:
         yield instance
+
+
+from tests.releases.conftest import api  # noqa: E402,F401 - the demo API fixture, for tests outside releases/

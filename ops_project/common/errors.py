@@ -5,7 +5,13 @@ Every message says what went wrong, where (file, key, region, object) and what t
 
 
 class OpsError(Exception):
-    """Base of every error ops_project raises on purpose."""
+    """Base of every error ops_project raises on purpose. Its message never holds a secret: every value the
+    factory resolved is scrubbed from it (``common.scrub``)."""
+
+    def __init__(self, *args: object):
+        from ops_project.common.scrub import scrub
+
+        super().__init__(*(scrub(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(OpsError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from ops_project.notify.scrub import scrub
+from ops_project.common.scrub import scrub
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import signal
 import subprocess
 from collections.abc import Iterable
 
-from ops_project.notify.scrub import scrub
+from ops_project.common.scrub import scrub
 
 BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
 OUTPUT_LIMIT = 4000

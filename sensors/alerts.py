@@ -96,6 +96,9 @@ def build_alert_sensors() -> list:
         if alert is None:
             return SkipReason(f"run {run.run_id} failed on blocking checks: ops_check_failure_sensor says which")
         sender = notifier.get()
+        if not sender.enabled:
+            return SkipReason(f"{alert.title}: no alert channel is configured (alerts.webhook_url_env, "
+                              f"alerts.pagerduty or alerts.email), so nobody was told")
         sender.flush()
         said = sender.raise_problem(alert)
         _log_problems(context, sender)
@@ -118,6 +121,10 @@ def build_alert_sensors() -> list:
             return SensorResult(skip_reason=SkipReason("first look: runs that finish from now on will alert"),
                                 cursor=RunCursor(after=now).dump())
         sender = notifier.get()
+        if not sender.enabled:
+            return SensorResult(skip_reason=SkipReason("no alert channel is configured (alerts.webhook_url_env, "
+                                                       "alerts.pagerduty or alerts.email): nothing to send"),
+                                cursor=RunCursor(after=now).dump())
         sent = sender.flush()
         records = context.instance.get_run_records(
             filters=RunsFilter(statuses=FINISHED,

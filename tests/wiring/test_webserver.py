@@ -26,9 +26,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def dagster_dev(tmp_path, demo_db, write_config):
+def dagster_dev(tmp_path, demo_db, write_config, receiver):
+    """``dagster dev`` (webserver + daemon) on the SQLite storage of a DAGSTER_HOME, as the README runs it, with
+    alerts going to a real HTTP receiver (``receiver``)."""
     config = write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
-                          [local_region(tmp_path, "af-south-1"), local_region(tmp_path, "eu-west-1")])
+                          [local_region(tmp_path, "af-south-1"), local_region(tmp_path, "eu-west-1")],
+                          alerts={"webhook_url_env": "OPS_T_WEBHOOK", "state_dir": str(tmp_path / "alerts")})
     home = tmp_path / "dagster_home"
     home.mkdir()
     # At most one run per database at a time: a backfill over many windows queues behind it.
@@ -38,7 +41,8 @@ def dagster_dev(tmp_path, demo_db, write_config):
         "      - key: dagster/partition/database\n        value: {applyLimitPerUniqueValue: true}\n"
         "        limit: 1\n")
     port = free_ports(1)[0]
-    env = dict(os.environ, DAGSTER_HOME=str(home), OPS_CONFIG=str(config))
+    env = dict(os.environ, DAGSTER_HOME=str(home), OPS_CONFIG=str(config),
+               OPS_T_WEBHOOK=receiver[0] + "/hooks/T000/B000/XXXX")
     log = open(tmp_path / "dagster-dev.log", "wb")
     proc = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml",
                              "-h", "127.0.0.1", "-p", str(port)], cwd=REPO, env=env, stdout=log,
@@ -94,6 +98,37 @@ def test_backup_run_launched_over_graphql(dagster_dev):
     assert mat["runId"] == run_id and mat["partition"] == f"booking|{window}"
 
 
+def wait_for_alert(received: list, text: str, timeout: float = 150) -> dict:
+    """The daemon's sensors tick every 30 s: wait for a Slack message containing ``text``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for _path, body in list(received):
+            if text in body.get("text", ""):
+                return body
+        time.sleep(1)
+    pytest.fail(f"no alert containing {text!r} within {timeout:.0f} s; got {[b.get('text') for _, b in received]}")
+
+
+def test_failed_checks_alert_through_the_daemon_on_sqlite_storage(dagster_dev, receiver):
+    """The README's own setup: a DAGSTER_HOME (SQLite, one event database per run), the daemon ticking the real
+    sensors. A verified RPO that fails (no backup verified yet) while its run succeeds must alert, once."""
+    cfg, port = dagster_dev
+    client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+    time.sleep(2)  # let the sensors' first tick (which only records where history ends) happen first
+    run_ids = []
+    for _ in range(2):
+        run_id = client.submit_job_execution("verified_rpo_job")
+        deadline = time.monotonic() + 120
+        while client.get_run_status(run_id) not in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE):
+            assert time.monotonic() < deadline
+            time.sleep(1)
+        run_ids.append(run_id)
+    alert = wait_for_alert(receiver[1], "check rpo_booking failed on verified_rpo")
+    assert "no backup has passed restore verification" in alert["text"]
+    time.sleep(35)  # another tick: the second failing run is the same problem, not a second alert
+    assert len([b for _, b in receiver[1] if "rpo_booking" in b.get("text", "")]) == 1
+
+
 def gql(port: int, query: str, variables: dict | None = None) -> dict:
     resp = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query, "variables": variables or {}},
                       timeout=30)
@@ -102,7 +137,7 @@ def gql(port: int, query: str, variables: dict | None = None) -> dict:
     return body["data"]
 
 
-def test_restore_verification_backfill_over_windows(dagster_dev):
+def test_restore_verification_backfill_over_windows(dagster_dev, receiver):
     """Backups for three past windows and one window without: a backfill over all four, through the daemon."""
     from ops_project.backups.replicate import replicate
     from ops_project.backups.take import take_backup
@@ -149,6 +184,9 @@ def test_restore_verification_backfill_over_windows(dagster_dev):
     failures = [" ".join([e["error"]["message"], *(c["message"] for c in e["error"]["causes"])])
                 for e in events if e["__typename"] == "ExecutionStepFailureEvent"]
     assert any("no backup for this window" in m for m in failures), failures
+    # ... and the run-failure sensor, ticking in the daemon, alerts on a run the backfill launched.
+    alert = wait_for_alert(receiver[1], f"restore_verification failed for booking|{keys[3]}")
+    assert "no backup for this window" in alert["text"]
     # One restore per database at a time: the runs did not overlap.
     spans = sorted((r["startTime"], r["endTime"]) for r in runs)
     assert all(later[0] >= earlier[1] - 0.01 for earlier, later in zip(spans, spans[1:], strict=False)), spans

@@ -17,7 +17,13 @@ import logging
 import traceback
 
 from dagster import AssetCheckResult, Failure, MaterializeResult, MetadataValue, Output
-from dagster._core.definitions.metadata.metadata_value import MarkdownMetadataValue, TextMetadataValue
+from dagster._core.definitions.metadata.metadata_value import (
+    JsonMetadataValue,
+    MarkdownMetadataValue,
+    PathMetadataValue,
+    TextMetadataValue,
+    UrlMetadataValue,
+)
 
 from ops_project.common.errors import OpsError
 from ops_project.common.scrub import scrub
@@ -25,14 +31,24 @@ from ops_project.common.scrub import scrub
 
 class _ScrubFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = scrub(record.msg)
-        if record.args:
-            record.args = tuple(scrub(a) if isinstance(a, str) else a for a in record.args)
+        record.msg, record.args = scrub(record.getMessage()), ()
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = scrub("".join(traceback.format_exception(*record.exc_info)))
+            record.exc_info = None
         return True
 
 
 _FILTER = _ScrubFilter()
+
+
+def _scrub_json(value):
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: _scrub_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub_json(v) for v in value]
+    return value
 
 
 def scrub_metadata(metadata):
@@ -46,6 +62,12 @@ def scrub_metadata(metadata):
             value = MetadataValue.md(scrub(value.value or ""))
         elif isinstance(value, TextMetadataValue):
             value = MetadataValue.text(scrub(value.value or ""))
+        elif isinstance(value, PathMetadataValue):
+            value = MetadataValue.path(scrub(str(value.value)))
+        elif isinstance(value, UrlMetadataValue):
+            value = MetadataValue.url(scrub(value.value))
+        elif isinstance(value, JsonMetadataValue | dict | list):
+            value = MetadataValue.json(_scrub_json(value.value if isinstance(value, JsonMetadataValue) else value))
         out[key] = value
     return out
 

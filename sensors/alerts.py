@@ -29,7 +29,9 @@ from ops_project.notify.rules import CheckFact, RunFact, StepFailure, check_aler
 from resources import NotifierResource
 
 FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
-RUNS_PER_TICK = 200
+RUNS_PER_TICK = 200  # runs read per tick; the rest wait for the next one
+PAGE = 200
+MAX_PAGES = 50  # pages of already-read runs skipped per tick (a cancelled backfill ends hundreds at once)
 
 
 def _innermost(error):
@@ -74,6 +76,22 @@ def check_facts(instance, run_id: str) -> list[CheckFact]:
     return facts
 
 
+def _timestamp(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+def _ours(context, run: DagsterRun) -> bool:
+    """A run of this code location (runs executed in-process, as tests do, carry no origin and count as ours)."""
+    origin = run.remote_job_origin
+    if origin is None or context.repository_name is None:
+        return True
+    location = context.code_location_origin.location_name if context.code_location_origin else None
+    return (origin.repository_origin.repository_name == context.repository_name
+            and origin.repository_origin.code_location_origin.location_name == location)
+
+
 def _log_problems(context, sender) -> None:
     for problem in sender.problems:
         context.log.warning(problem)
@@ -86,30 +104,37 @@ def build_alert_sensors() -> list:
                                     "launched from the asset graph and backfills, including runs that fail before "
                                     "any check (no backup for the window, a region unreachable). One alert per "
                                     "problem (job or assets × window) per alerts.dedup_hours; not for runs that "
-                                    "Dagster will retry.")
+                                    "Dagster will retry. ops_check_failure_sensor reads every finished run too, so "
+                                    "a failure this sensor misses is still said.")
     def ops_run_failure_sensor(context: RunFailureSensorContext, notifier: NotifierResource):
         run = context.dagster_run
         if run.tags.get(WILL_RETRY_TAG) == "true":
-            return SkipReason(f"run {run.run_id} failed but will be retried: no alert yet")
+            context.log.info(f"run {run.run_id} failed but will be retried: no alert yet")
+            return None  # a SkipReason would end the tick here and delay every failure behind this one
         fact = run_fact(context.instance, run, context.failure_event.message or "")
         alert = run_failure_alert(fact, notifier.run_link(run.run_id))
         if alert is None:
-            return SkipReason(f"run {run.run_id} failed on blocking checks: ops_check_failure_sensor says which")
+            context.log.info(f"run {run.run_id} failed on blocking checks: ops_check_failure_sensor says which")
+            return None
         sender = notifier.get()
         if not sender.enabled:
-            return SkipReason(f"{alert.title}: no alert channel is configured (alerts.webhook_url_env, "
-                              f"alerts.pagerduty or alerts.email), so nobody was told")
+            context.log.info(f"{alert.title}: no alert channel is configured (alerts.webhook_url_env, "
+                             f"alerts.pagerduty or alerts.email), so nobody was told")
+            return None
         sender.flush()
-        said = sender.raise_problem(alert)
+        record = context.instance.get_run_record_by_id(run.run_id)
+        ended = record.end_time if record else None
+        said = sender.raise_problem(alert, at=ended)
         _log_problems(context, sender)
         if not said:
-            return SkipReason(f"{alert.title}: already said within alerts.dedup_hours (problem {alert.key})")
+            context.log.info(f"{alert.title}: already said within alerts.dedup_hours (problem {alert.key})")
         return None
 
     @sensor(name="ops_check_failure_sensor", minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
-            description="Alerts for every failed ERROR-severity asset check (restore verification, verified RPO, DR "
-                        "drill scenarios) in every finished run, once per problem per alerts.dedup_hours, and says "
-                        "'resolved' when a check passes again or a failed job succeeds for the same window.")
+            description="Reads every finished run of this code location: alerts for every failed ERROR-severity "
+                        "asset check (restore verification, verified RPO, DR drill scenarios) and every failed or "
+                        "canceled run, once per problem per alerts.dedup_hours, and says 'resolved' when a check "
+                        "passes again or a job succeeds again for the same window.")
     def ops_check_failure_sensor(context: SensorEvaluationContext, notifier: NotifierResource):
         now = datetime.now(UTC).timestamp()
         try:
@@ -126,28 +151,26 @@ def build_alert_sensors() -> list:
                                                        "alerts.pagerduty or alerts.email): nothing to send"),
                                 cursor=RunCursor(after=now).dump())
         sent = sender.flush()
-        records = context.instance.get_run_records(
-            filters=RunsFilter(statuses=FINISHED,
-                               updated_after=datetime.fromtimestamp(cursor.fetch_from, UTC).replace(tzinfo=None)),
-            order_by="update_timestamp", ascending=True, limit=RUNS_PER_TICK)
         read = 0
-        for rec in records:
-            run = rec.dagster_run
-            updated = rec.update_timestamp
-            updated_at = (updated if updated.tzinfo else updated.replace(tzinfo=UTC)).timestamp()
-            if cursor.seen(run.run_id):
-                continue
-            link = notifier.run_link(run.run_id)
-            raised, cleared = check_alerts(check_facts(context.instance, run.run_id), link)
-            for alert in raised:
-                sent += sender.raise_problem(alert)
-            for key in cleared:
-                sent += sender.clear_problem(key, text=f"passed again in run {run.run_id}", link=link)
-            if run.status == DagsterRunStatus.SUCCESS:
-                fact = run_fact(context.instance, run)
-                sent += sender.clear_problem(run_key(fact), text=f"run {run.run_id} succeeded", link=link)
-            cursor.mark(run.run_id, updated_at)
-            read += 1
+        fetch_from = cursor.fetch_from
+        for _ in range(MAX_PAGES):
+            page = context.instance.get_run_records(
+                filters=RunsFilter(statuses=FINISHED,
+                                   updated_after=datetime.fromtimestamp(fetch_from, UTC).replace(tzinfo=None)),
+                order_by="update_timestamp", ascending=True, limit=PAGE)
+            for rec in page:
+                if read >= RUNS_PER_TICK:
+                    break
+                run = rec.dagster_run
+                if cursor.seen(run.run_id):
+                    continue
+                if _ours(context, run):
+                    sent += _read_run(context, sender, notifier, rec)
+                cursor.mark(run.run_id, _timestamp(rec.update_timestamp))
+                read += 1
+            if len(page) < PAGE or read >= RUNS_PER_TICK:
+                break
+            fetch_from = _timestamp(page[-1].update_timestamp)  # a full page of runs already read: page on
         _log_problems(context, sender)
         if not sent:
             return SensorResult(skip_reason=SkipReason(f"read {read} finished run(s): nothing new to say"),
@@ -157,3 +180,22 @@ def build_alert_sensors() -> list:
     return [ops_run_failure_sensor, ops_check_failure_sensor]
 
 
+def _read_run(context, sender, notifier: NotifierResource, rec) -> int:
+    """Say what one finished run tells: its failed checks, its failure, and what it resolved."""
+    run = rec.dagster_run
+    ended = rec.end_time or _timestamp(rec.update_timestamp)
+    link = notifier.run_link(run.run_id)
+    sent = 0
+    raised, cleared = check_alerts(check_facts(context.instance, run.run_id), link)
+    for alert in raised:
+        sent += sender.raise_problem(alert, at=ended)
+    for key in cleared:
+        sent += sender.clear_problem(key, text=f"passed again in run {run.run_id}", link=link, since=ended)
+    fact = run_fact(context.instance, run)
+    if run.status == DagsterRunStatus.SUCCESS:
+        sent += sender.clear_problem(run_key(fact), text=f"run {run.run_id} succeeded", link=link, since=ended)
+    elif run.tags.get(WILL_RETRY_TAG) != "true":
+        alert = run_failure_alert(fact, link)  # the same problem the run-failure sensor raises: said once
+        if alert is not None:
+            sent += sender.raise_problem(alert, at=ended)
+    return sent

@@ -60,7 +60,7 @@ def secret(var: str | None, *, what: str, env: Mapping[str, str] | None = None) 
     if not var:
         return None
     env = os.environ if env is None else env
-    value = env.get(var)
+    value = (env.get(var) or "").strip()  # a trailing newline (a secret written with echo) is not part of it
     if not value:
         raise SecretMissingError(
             f"environment variable {var} (named by {what}) is not set or empty: export it before running"

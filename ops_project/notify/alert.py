@@ -17,7 +17,8 @@ class Alert:
     resolved: bool = False  # True: the problem has cleared
 
     def scrubbed(self, secrets: list[str]) -> Alert:
-        return replace(self, title=scrub(self.title, secrets), text=scrub(self.text, secrets),
+        return replace(self, key=scrub(self.key, secrets), title=scrub(self.title, secrets),
+                       text=scrub(self.text, secrets),
                        link=scrub(self.link, secrets) if self.link else None)
 
     def to_json(self) -> dict:

@@ -42,6 +42,16 @@ class EmailConfig(Strict):
     password_env: str | None = None
     timeout_seconds: float = Field(10, gt=0)
 
+    @model_validator(mode="after")
+    def _security(self) -> EmailConfig:
+        if self.security == "ssl" and self.port == 587:
+            raise ValueError("security: ssl speaks TLS from the first byte (port 465); port 587 expects starttls")
+        if self.security == "starttls" and self.port == 465:
+            raise ValueError("port 465 expects security: ssl, not starttls")
+        if self.security == "none" and (self.username_env or self.password_env):
+            raise ValueError("a login over security: none would send the password in clear; use starttls or ssl")
+        return self
+
 
 class AlertsConfig(Strict):
     webhook_url_env: str | None = None  # Slack (or any Slack-compatible) incoming webhook

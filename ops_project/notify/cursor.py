@@ -9,6 +9,7 @@ whose end was committed a little late is still read, and the ids keep it from be
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 OVERLAP_SECONDS = 300.0
@@ -42,6 +43,9 @@ class RunCursor:
             return None
         try:
             doc = json.loads(raw)
-            return cls(after=float(doc["after"]), done={str(k): float(v) for k, v in dict(doc["done"]).items()})
+            cursor = cls(after=float(doc["after"]), done={str(k): float(v) for k, v in dict(doc["done"]).items()})
+            if not math.isfinite(cursor.after) or not all(math.isfinite(v) for v in cursor.done.values()):
+                raise ValueError("times must be finite")
+            return cursor
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"unreadable alert cursor ({type(exc).__name__})") from None

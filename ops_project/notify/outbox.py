@@ -33,8 +33,19 @@ class Outbox:
         os.replace(tmp, target)
         return target
 
-    def pending(self) -> list[Path]:
-        return sorted(self.dir.glob("*.json")) if self.dir.is_dir() else []
+    def pending(self, channel: str | None = None) -> list[Path]:
+        """Waiting entries, oldest first (of one channel, when given)."""
+        paths = sorted(self.dir.glob("*.json")) if self.dir.is_dir() else []
+        return [p for p in paths if channel is None or p.name.split("-")[1:2] == [channel]]
+
+    def oldest(self, channel: str) -> float | None:
+        """When the oldest entry still waiting for ``channel`` was queued (unix time), or None."""
+        for path in self.pending(channel):
+            try:
+                return float(json.loads(path.read_text())["queued_at"])
+            except (OSError, ValueError, KeyError, TypeError):
+                return path.stat().st_mtime if path.exists() else None
+        return None
 
     def quarantined(self) -> list[Path]:
         return sorted(self.quarantine_dir.glob("*.json")) if self.quarantine_dir.is_dir() else []

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -125,8 +126,13 @@ def load_cursor(raw: str | None) -> TagCursor | None:
             raise ValueError("older digests are not a whole number of 4-byte values")
         older = {int.from_bytes(older_raw[i:i + 4], "big") for i in range(0, len(older_raw), 4)}
         pattern = doc.get("pattern")
+        truncated = doc.get("truncated", False)
+        if not isinstance(truncated, bool):
+            raise ValueError("truncated must be true or false")
+        if "v" not in doc and len(tags) >= 500:  # a cursor of the first format held only the newest 500 tags:
+            truncated = True  # what sorts below them was seen before (the old floor), not new
         return TagCursor(pattern=None if pattern is None else str(pattern), generation=int(doc.get("gen", 0)),
-                         tags=tags, older=older, truncated=bool(doc.get("truncated", False)))
+                         tags=tags, older=older, truncated=truncated)
     except (ValueError, KeyError, AttributeError, TypeError, binascii.Error) as exc:
         raise CursorUnreadable(
             f"the release_tag_sensor cursor cannot be read ({type(exc).__name__}: {str(exc)[:200]}). Nothing was "
@@ -160,8 +166,15 @@ def new_releases(seen: TagCursor | None, current: dict[str, str], pattern: str, 
     """
     regex = re.compile(pattern)
     matching = {t: s for t, s in current.items() if regex.search(t)}
-    generation = (seen.generation if seen else 0) + 1
+    # a first look starts the generations at the time, so that a cleared cursor never reuses an old run key
+    generation = (seen.generation if seen else int(time.time())) + 1
     note = None
+    known = len(seen.tags) + len(seen.older) if seen else 0
+    if seen is not None and known and not matching and (seen.pattern in (None, pattern)):
+        # an empty listing from a repository that had releases: a re-created or half-synced mirror, not the
+        # deletion of every release; forgetting them would validate every one of them when they come back
+        return [], seen, (f"the repository lists no tags matching {pattern!r} though {known} were known (an empty "
+                          f"or re-created mirror?): cursor kept, nothing started")
     if seen is not None and seen.pattern is not None and seen.pattern != pattern:
         note = (f"tag_pattern changed from {seen.pattern!r} to {pattern!r}: recorded the {len(matching)} tag(s) it "
                 f"matches now and started nothing for them")

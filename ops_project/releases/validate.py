@@ -286,13 +286,20 @@ def _roll_back(http: _Http, tag: str, deployed: bool, previous: tuple[str, dict]
     again right before, so a newer release deployed meanwhile is never undone."""
     to = previous[0] if previous else None
     if not deployed:
-        return _skipped(to, f"the service does not serve {tag}, so there is nothing of this release to roll back",
-                        deployed=False)
+        served, why = served_version(http)
+        if served is None:  # no answer: the failed release may be the one that stopped answering
+            return _skipped(to, f"the service does not answer /version ({why or 'no answer'}), so whether {tag} is "
+                                f"live is unknown; not rolled back blind", deployed=True)
+        return _skipped(to, f"the service serves {served!r}, not {tag}, so there is nothing of this release to roll "
+                            f"back", deployed=False)
     if not command:
         return _skipped(to, "no releases.rollback_command is configured")
     if previous is None:
         return _skipped(None, "no earlier release passed validation, so there is nothing to roll back to")
     still, why = served_version(http)
+    if still is None:
+        return _skipped(to, f"the service stopped answering /version ({why or 'no answer'}) right before the "
+                            f"rollback; not rolled back blind", deployed=True)
     if still != tag:
         return _skipped(to, f"the service now serves {still!r}, not {tag!r}{'; ' + why if why else ''}",
                         deployed=False)

@@ -13,7 +13,6 @@ import pytest
 from dagster import (
     DagsterEventType,
     DagsterInstance,
-    SkipReason,
     build_run_status_sensor_context,
     build_sensor_context,
 )
@@ -148,10 +147,10 @@ def test_run_failure_alert_with_link_and_reason_not_for_retries(alerting):
             ctx = build_run_status_sensor_context(sensor_name=sensor.name, dagster_event=failure,
                                                   dagster_instance=instance, dagster_run=run,
                                                   resources={"notifier": a.notifier}).for_run_failure()
-            out = sensor(ctx)
+            assert sensor(ctx) is None  # never a SkipReason: that would end the tick before later failures
             if tags:
-                assert isinstance(out, SkipReason) and "will be retried" in out.skip_message
-    (slack,) = a.slack()  # the run that will be retried did not alert
+                assert a.slack() == []  # the run that will be retried did not alert
+    (slack,) = a.slack()
     text = slack["text"]
     assert f"backup_job failed for booking|{old}" in text
     assert f"backup window {old}" in text and "nothing was stored" in text

@@ -78,7 +78,7 @@ def test_one_alert_per_problem_per_dedup_window_then_resolved_once(tmp_path):
     assert ledger.raised("k", "t", "error", now=1000 + 3700) is True  # a reminder, once per hour
     assert ledger.cleared("k").seen == 3 and ledger.cleared("k") is None  # "resolved" is said once
     assert ledger.raised("k", "t", "error", now=9000) is True  # it came back: a new problem
-    (ledger.dir / next(ledger.dir.iterdir()).name).write_text("{torn")
+    ledger._file("k").write_text('{"key": "k", "last_sent_at": null}')  # a state file of the wrong shape
     assert ledger.raised("k", "t", "error", now=9001) is True  # an unreadable state alerts rather than not
 
 

@@ -66,6 +66,7 @@ def test_sensor_new_moved_deleted_nonmatching_tags(tmp_path, demo_db, repo, writ
         first = tick(defs, instance)
         assert first.run_requests == [] and "recorded 1 existing tag" in first.skip_message
         assert load_cursor(first.cursor).tags == {"v1.0.0": git(repo, "rev-parse", "v1.0.0")}
+        gen = load_cursor(first.cursor).generation  # started at the time of the first look
 
         git(repo, "commit", "-q", "--allow-empty", "-m", "second")
         git(repo, "tag", "v1.1.0")
@@ -73,7 +74,7 @@ def test_sensor_new_moved_deleted_nonmatching_tags(tmp_path, demo_db, repo, writ
         git(repo, "tag", "nightly-2026-11-22")  # does not match the pattern
         sha = git(repo, "rev-parse", "HEAD")
         second = tick(defs, instance, first.cursor)
-        assert [r.run_key for r in second.run_requests] == [f"v1.1.0@{sha}#1", f"v1.2.0@{sha}#1"]
+        assert [r.run_key for r in second.run_requests] == [f"v1.1.0@{sha}#{gen + 1}", f"v1.2.0@{sha}#{gen + 1}"]
         assert [r.partition_key for r in second.run_requests] == ["v1.1.0", "v1.2.0"]
         assert set(instance.get_dynamic_partitions("releases")) == {"v1.1.0", "v1.2.0"}
         assert "nightly-2026-11-22" not in load_cursor(second.cursor).tags
@@ -86,12 +87,12 @@ def test_sensor_new_moved_deleted_nonmatching_tags(tmp_path, demo_db, repo, writ
         git(repo, "tag", "-d", "v1.1.0")  # deleted
         moved = tick(defs, instance, quiet.cursor)
         new_sha = git(repo, "rev-parse", "HEAD")
-        assert [r.run_key for r in moved.run_requests] == [f"v1.2.0@{new_sha}#2"]
+        assert [r.run_key for r in moved.run_requests] == [f"v1.2.0@{new_sha}#{gen + 2}"]
         assert "v1.1.0" not in load_cursor(moved.cursor).tags
 
         git(repo, "tag", "-a", "v2.0.0", "-m", "annotated")  # annotated tags resolve to their commit
         annotated = tick(defs, instance, moved.cursor)
-        assert [r.run_key for r in annotated.run_requests] == [f"v2.0.0@{new_sha}#3"]
+        assert [r.run_key for r in annotated.run_requests] == [f"v2.0.0@{new_sha}#{gen + 3}"]
 
 
 def test_sensor_unreachable_repository_keeps_the_cursor(tmp_path, demo_db, repo, write_config):
@@ -198,7 +199,7 @@ def test_other_tenant_and_no_rollback_of_an_undeployed_tag(api, tmp_path):
     # and must not roll back the release that is actually deployed.
     stale = validate("v1.1.0", target(url), previous=("v1.0.0", {}), rollback_command=[str(script)])
     assert not stale.passed and stale.rollback["skipped"] and not log.exists()
-    assert not stale.broken_release_live and "does not serve v1.1.0" in stale.rollback_summary()
+    assert not stale.broken_release_live and "serves 'v1.2.0', not v1.1.0" in stale.rollback_summary()
 
 
 def test_regression_against_last_good_and_rollback(api, tmp_path):
@@ -253,7 +254,7 @@ def test_tag_pushed_sensor_run_verdict_end_to_end(api, tmp_path, demo_db, repo, 
         ).for_run_failure())
     (alert,) = received
     assert "release v1.2.0 failed deploy validation; not rolled back" in alert["text"]
-    assert "Rollback to v1.1.0: not run (the service does not serve v1.2.0" in alert["text"]
+    assert "Rollback to v1.1.0: not run (the service serves 'v1.1.0', not v1.2.0" in alert["text"]
     assert "serves 'v1.1.0', expected 'v1.2.0'" in alert["text"] and f"/runs/{failed.run_id}" in alert["text"]
 
 

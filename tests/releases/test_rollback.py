@@ -148,3 +148,19 @@ def test_a_token_in_the_repository_url_is_never_shown(tmp_path, demo_db, write_c
     assert f"127.0.0.1:{port}/booking.git" in shown
     for secret in ("ghp_tok3n5ecret", "glpat-s3cr3t", "deploy:"):
         assert secret not in shown
+
+
+def test_a_service_that_stopped_answering_may_still_be_the_broken_release(tmp_path):
+    """No answer from /version is not "another release is live": the failed one may be what crashed."""
+    from ops_project.releases.config import ReleaseTarget
+    from ops_project.releases.validate import validate
+
+    log = tmp_path / "rolled-back"
+    script = tmp_path / "rollback.sh"
+    script.write_text(f"#!/bin/sh\ntouch {log}\n")
+    script.chmod(0o755)
+    target = ReleaseTarget(base_url="http://127.0.0.1:9", rollout_timeout_seconds=0, requests_per_endpoint=1,
+                           request_timeout_seconds=1)
+    verdict = validate("v1.1.0", target, previous=("v1.0.0", {}), rollback_command=[str(script)])
+    assert not verdict.passed and verdict.broken_release_live and not log.exists()
+    assert "does not answer /version" in verdict.rollback_summary()

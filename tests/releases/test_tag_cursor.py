@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -67,3 +68,31 @@ def test_a_hotfix_below_every_remembered_tag_is_still_seen(tmp_path, demo_db, re
         quiet = tick(defs, instance, seen.cursor)
     assert sorted(r.partition_key for r in seen.run_requests) == ["v1.0.5", "v2.0.3"]
     assert quiet.run_requests == []
+
+
+def test_an_empty_listing_keeps_the_cursor(tmp_path, demo_db, repo, write_config):
+    defs = build_definitions(config(write_config, tmp_path, demo_db, repo))
+    with DagsterInstance.ephemeral() as instance:
+        cursor = tick(defs, instance).cursor
+        git(repo, "tag", "-d", "v1.0.0")  # a mirror re-created empty
+        empty = tick(defs, instance, cursor)
+        assert empty.run_requests == [] and "lists no tags" in empty.skip_message and empty.cursor == cursor
+        git(repo, "tag", "v1.0.0")  # ... and synced again: nothing is new
+        assert tick(defs, instance, empty.cursor).run_requests == []
+
+
+def test_a_first_format_cursor_does_not_validate_what_it_had_forgotten(tmp_path, demo_db, repo, write_config):
+    sha = git(repo, "rev-parse", "HEAD")
+    refs = "".join(f"create refs/tags/v2.{i // 100}.{i % 100} {sha}\n" for i in range(600))
+    subprocess.run(["git", "-C", str(repo), "update-ref", "--stdin"], input=refs, text=True, check=True)
+    from ops_project.releases.tags import version_key
+
+    newest = sorted([f"v2.{i // 100}.{i % 100}" for i in range(600)] + ["v1.0.0"], key=version_key)[-500:]
+    old_cursor = json.dumps({"tags": {t: sha for t in newest}})  # as the previous release wrote it
+    defs = build_definitions(config(write_config, tmp_path, demo_db, repo))
+    with DagsterInstance.ephemeral() as instance:
+        upgraded = tick(defs, instance, old_cursor)
+        git(repo, "tag", "v9.0.0")
+        after = tick(defs, instance, upgraded.cursor)
+    assert upgraded.run_requests == []
+    assert [r.partition_key for r in after.run_requests] == ["v9.0.0"]

@@ -9,6 +9,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    Failure,
     MaterializeResult,
     MetadataValue,
     TimeWindowPartitionsDefinition,
@@ -19,6 +20,7 @@ from assets.guard import guarded
 from assets.verification import RESTORE_KEY
 from ops_project.backups.drills import DrillContext, report_region, run_drill, store_report
 from ops_project.config import OpsConfig
+from ops_project.notify.rules import REPORTED_BY_CHECKS
 from resources import database_key, region_key
 
 DRILL_KEY = AssetKey("dr_drill")
@@ -53,7 +55,7 @@ def build_drill_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             "databases and the primary region are never touched. The report is kept under drills/ in the DR region."),
     )
     @guarded
-    def dr_drill(context: AssetExecutionContext) -> MaterializeResult:
+    def dr_drill(context: AssetExecutionContext):
         ops_cfg = context.resources.ops_config.load()
         encryption = context.resources.encryption
         ctx = DrillContext(
@@ -77,9 +79,14 @@ def build_drill_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
                           "rpo_achieved_minutes": summary.worst_rpo_minutes,
                           "rto_objective_seconds": report.rto_objective_seconds,
                           "rpo_objective_minutes": report.rpo_objective_minutes}))
-        return MaterializeResult(
+        yield MaterializeResult(
             metadata={"verdict": "passed" if report.passed else "FAILED", "report": MetadataValue.md(report.markdown()),
                       "report_location": MetadataValue.path(location)},
             check_results=checks)
+        if not report.passed:  # the report is recorded above, and the run fails: a failed drill must not end green
+            failed = [s for s in scenarios if not report.summary(s).passed]
+            raise Failure(description=f"DR drill {context.partition_key} FAILED: {', '.join(failed)} did not meet the "
+                                      f"objectives; the report is at {location}",
+                          metadata={REPORTED_BY_CHECKS: True, "report_location": location})
 
     return [dr_drill]

@@ -1,5 +1,6 @@
 """``restore_verification`` (with its blocking checks) and ``verified_rpo``."""
 
+import warnings
 from datetime import UTC, datetime
 
 from dagster import (
@@ -10,25 +11,29 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetKey,
+    AssetObservation,
     AssetsDefinition,
+    AssetSpec,
     Failure,
     MaterializeResult,
     MetadataValue,
     asset,
+    multi_asset,
 )
+from dagster._utils.warnings import PreviewWarning
 
 from assets.backups import BACKUP_KEY, replica_key
 from assets.guard import guarded
 from assets.partitions import backup_partitions
 from ops_project.backups.blame import blame
 from ops_project.backups.catalog import find_for_partition
-from ops_project.backups.restore import NoBackupError
 from ops_project.backups.rpo import rpo_table, verified_rpo
 from ops_project.backups.verify import CHECKS, Report, record, verify
 from ops_project.common.checks import Outcome
 from ops_project.common.errors import StorageError
 from ops_project.common.names import identifier
 from ops_project.config import OpsConfig
+from ops_project.notify.rules import REPORTED_BY_CHECKS
 from resources import database_key, region_key
 
 RESTORE_KEY = AssetKey("restore_verification")
@@ -37,6 +42,14 @@ RPO_KEY = AssetKey("verified_rpo")
 
 def rpo_check_name(database: str) -> str:
     return f"rpo_{identifier(database)}"
+
+
+def _window_checks(partitions) -> list[AssetCheckSpec]:
+    """The restore checks, partitioned like the asset: each result belongs to its window ("Partition" in the UI)."""
+    with warnings.catch_warnings():  # partitioned checks are a Dagster preview: used on purpose, once, here
+        warnings.simplefilter("ignore", PreviewWarning)
+        return [AssetCheckSpec(name, asset=RESTORE_KEY, blocking=blocking, description=what, partitions_def=partitions)
+                for name, (blocking, what) in CHECKS.items()]
 
 
 def check_results(report: Report) -> list[AssetCheckResult]:
@@ -57,26 +70,35 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
     upstream = [replica_key(r.name) for r in cfg.secondaries] or [BACKUP_KEY]
     db_keys = {database_key(db.name) for db in cfg.databases}
 
-    @asset(
-        key=RESTORE_KEY,
-        deps=upstream,
-        partitions_def=backup_partitions(cfg),
+    partitions = backup_partitions(cfg)
+
+    # A multi-asset so that the asset and its checks may emit nothing: a window without a backup is skipped
+    # (missing, with the reason), not failed. A backup that fails verification records its check results for
+    # its window and then fails the step, so its partition reads failed (red), never "materialized".
+    @multi_asset(
+        specs=[AssetSpec(
+            RESTORE_KEY, deps=upstream, partitions_def=partitions, skippable=True, kinds={"sqlite", "postgres"},
+            group_name="backups",
+            description=(
+                f"The window's backup restored from region {source} (the disaster-recovery path) into a scratch "
+                f"database and proven whole: sha256 of stored and plaintext bytes, the engine's own integrity "
+                f"checks, schema fingerprint, row counts and content checksums against the manifest, and the "
+                f"booking invariants. Every phase is timed and compared with the RTO. A window whose backup fails "
+                f"verification is failed (red), with every check result kept for that window; a window that has "
+                f"no backup (never taken, or removed by retention) is skipped and stays missing, with the reason in "
+                f"its observations; a verification we could not carry out (region unreachable, scratch full, key "
+                f"missing) fails as 'could not verify' without check verdicts. Only a passing verification "
+                f"protects a backup from retention and counts towards the verified RPO. Backfill it over past "
+                f"windows to re-test old backups."))],
+        check_specs=_window_checks(partitions),
+        partitions_def=partitions,
+        can_subset=True,
         required_resource_keys={"ops_config", "encryption", region_key(source), *db_keys},
-        check_specs=[AssetCheckSpec(name, asset=RESTORE_KEY, blocking=blocking, description=what)
-                     for name, (blocking, what) in CHECKS.items()],
-        kinds={"sqlite", "postgres"},
-        group_name="backups",
         op_tags={"ops/kind": "restore"},
-        description=(
-            f"The window's backup restored from region {source} (the disaster-recovery path) into a scratch "
-            f"database and proven whole: sha256 of stored and plaintext bytes, the engine's own integrity checks, "
-            f"schema fingerprint, row counts and content checksums against the manifest, and the booking "
-            f"invariants. Every phase is timed and compared with the RTO. A failed blocking check means this "
-            f"backup cannot be trusted; only a passing verification protects a backup from retention and counts "
-            f"towards the verified RPO. Backfill it over past windows to re-test old backups."),
+        name="restore_verification",
     )
     @guarded
-    def restore_verification(context: AssetExecutionContext) -> MaterializeResult:
+    def restore_verification(context: AssetExecutionContext):
         keys = context.partition_key.keys_by_dimension
         database, window = keys["database"], keys["window"]
         ops_cfg = context.resources.ops_config.load()
@@ -91,8 +113,12 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
                                       f"(inconclusive: not the backup's fault): {exc}",
                           metadata={"outcome": Outcome.INCONCLUSIVE.value}) from None
         if entry is None:
-            raise NoBackupError(f"no backup for this window: region {source} holds no complete backup of "
-                                f"{database} for window {window}")
+            reason = (f"no backup for this window: region {source} holds no complete backup of {database} for "
+                      f"window {window} (never taken, or removed by retention); nothing to verify")
+            context.log.warning(reason)
+            yield AssetObservation(asset_key=RESTORE_KEY, partition=context.partition_key,
+                                   metadata={"skipped": reason, "region": source})
+            return
         db_resource = getattr(context.resources, database_key(database))
         report = verify(store, ops_cfg.database(database), entry.manifest, rto_minutes=ops_cfg.objectives.rto_minutes,
                         identities=context.resources.encryption.identities(),
@@ -107,20 +133,26 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
                           metadata={"outcome": report.outcome.value, "backup_id": report.backup_id,
                                     "report": MetadataValue.md(report.markdown())})
         t = report.timings
-        return MaterializeResult(
-            metadata={
-                "verdict": "passed" if report.passed else "FAILED",
-                "outcome": report.outcome.value,
-                "backup_id": report.backup_id, "region": report.region,
-                "object": MetadataValue.path(report.object_url),
-                "download_seconds": round(t.download, 3), "decode_seconds": round(t.decode, 3),
-                "restore_seconds": round(t.restore, 3), "checks_seconds": round(t.checks, 3),
-                "total_seconds": round(t.total, 3), "rto_objective_seconds": report.rto_seconds,
-                "rows_in_manifest": entry.manifest.total_rows,
-                "report": MetadataValue.md(report.markdown()),
-            },
-            check_results=check_results(report),
-        )
+        metadata = {
+            "verdict": "passed" if report.passed else "FAILED",
+            "outcome": report.outcome.value,
+            "backup_id": report.backup_id, "region": report.region,
+            "object": MetadataValue.path(report.object_url),
+            "download_seconds": round(t.download, 3), "decode_seconds": round(t.decode, 3),
+            "restore_seconds": round(t.restore, 3), "checks_seconds": round(t.checks, 3),
+            "total_seconds": round(t.total, 3), "rto_objective_seconds": report.rto_seconds,
+            "rows_in_manifest": entry.manifest.total_rows,
+            "report": MetadataValue.md(report.markdown()),
+        }
+        if report.passed:
+            yield MaterializeResult(asset_key=RESTORE_KEY, metadata=metadata, check_results=check_results(report))
+            return
+        yield from check_results(report)
+        failed = ", ".join(c.name for c in report.checks if not c.passed)
+        raise Failure(description=f"backup {report.backup_id} of {database} for window {window} FAILED restore "
+                                  f"verification from region {report.region} ({failed}): this backup cannot be "
+                                  f"trusted; it no longer counts towards the verified RPO",
+                      metadata={**metadata, REPORTED_BY_CHECKS: True})
 
     @asset(
         key=RPO_KEY,
@@ -138,7 +170,7 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             "beside it, but it is not the number to trust."),
     )
     @guarded
-    def verified_rpo_asset(context: AssetExecutionContext) -> MaterializeResult:
+    def verified_rpo_asset(context: AssetExecutionContext):
         ops_cfg = context.resources.ops_config.load()
         stores = [getattr(context.resources, region_key(r.name)).store() for r in ops_cfg.regions]
         now = datetime.now(UTC)
@@ -146,17 +178,24 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         for db in ops_cfg.databases:
             status = verified_rpo(stores, db.name, ops_cfg.objectives.rpo_minutes, now=now)
             statuses.append(status)
-            metadata[f"{db.name}_verified_age_minutes"] = status.verified_age_minutes if \
-                status.verified_age_minutes is not None else -1.0
-            metadata[f"{db.name}_verified_backup_id"] = status.verified_backup_id or "none"
+            # numbers only where there is one: no -1 for "never verified" (it would plot as a real age)
+            if status.verified_age_minutes is not None:
+                metadata[f"{db.name}_verified_age_minutes"] = status.verified_age_minutes
+            metadata[f"{db.name}_verified_backup_id"] = status.verified_backup_id or "none verified yet"
+            check_meta = {"objective_minutes": status.objective_minutes}
+            if status.verified_age_minutes is not None:
+                check_meta["verified_age_minutes"] = status.verified_age_minutes
+            if status.newest_age_minutes is not None:
+                check_meta["newest_backup_age_minutes"] = status.newest_age_minutes
             results.append(AssetCheckResult(
                 asset_key=RPO_KEY, check_name=rpo_check_name(db.name), passed=status.ok,
-                severity=AssetCheckSeverity.ERROR, description=status.message(),
-                metadata={"verified_age_minutes": status.verified_age_minutes or -1.0,
-                          "objective_minutes": status.objective_minutes,
-                          "newest_backup_age_minutes": status.newest_age_minutes or -1.0}))
+                severity=AssetCheckSeverity.ERROR, description=status.message(), metadata=check_meta))
         metadata["rpo_objective_minutes"] = ops_cfg.objectives.rpo_minutes
         metadata["summary"] = MetadataValue.md(rpo_table(statuses))
-        return MaterializeResult(metadata=metadata, check_results=results)
+        yield MaterializeResult(metadata=metadata, check_results=results)
+        breached = [s for s in statuses if not s.ok]
+        if breached:  # recorded above, and the run fails: an RPO breach must not end green
+            raise Failure(description="verified RPO over its objective: " + "; ".join(s.message() for s in breached),
+                          metadata={REPORTED_BY_CHECKS: True})
 
     return [restore_verification, verified_rpo_asset]

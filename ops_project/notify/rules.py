@@ -22,6 +22,7 @@ from ops_project.notify.alert import Alert
 
 CRITICAL_ASSETS = {"restore_verification", "verified_rpo", "dr_drill"}
 BLOCKING_CHECK_FAILURE = "DagsterAssetCheckFailedError"  # the step failed only because blocking checks failed
+REPORTED_BY_CHECKS = "reported_by_checks"  # Failure metadata: the step failed on its checks, which say why
 
 
 @dataclass(frozen=True)
@@ -112,10 +113,11 @@ def check_alerts(facts: list[CheckFact], link: str | None) -> tuple[list[Alert],
 
 
 def run_failure_alert(run: RunFact, link: str | None) -> Alert | None:
-    """The alert for a failed run, or None when the run failed only because blocking checks failed
-    (``check_alerts`` says that, with the checks' own words)."""
+    """The alert for a failed run, or None when the run failed only because its checks failed (blocking checks,
+    or a step that recorded its failed checks and then failed): ``check_alerts`` says that, in their own words."""
     failures = list(run.failures)
-    if failures and all(f.error_class == BLOCKING_CHECK_FAILURE for f in failures):
+    if failures and all(f.error_class == BLOCKING_CHECK_FAILURE or f.metadata.get(REPORTED_BY_CHECKS)
+                        for f in failures):
         return None
     key, where = run_key(run), _where(run.partition)
     inconclusive = [f for f in failures if f.metadata.get("outcome") == "inconclusive"]

@@ -16,7 +16,7 @@ import inspect
 import logging
 import traceback
 
-from dagster import AssetCheckResult, Failure, MaterializeResult, MetadataValue, Output
+from dagster import AssetCheckResult, AssetObservation, Failure, MaterializeResult, MetadataValue, Output
 from dagster._core.definitions.metadata.metadata_value import (
     JsonMetadataValue,
     MarkdownMetadataValue,
@@ -80,6 +80,8 @@ def _clean(result):
     if isinstance(result, AssetCheckResult):
         return result._replace(description=scrub(result.description) if result.description else None,
                                metadata=scrub_metadata(result.metadata))
+    if isinstance(result, AssetObservation):
+        return result._replace(metadata=scrub_metadata(result.metadata))
     if isinstance(result, Output):
         return Output(result.value, output_name=result.output_name, metadata=scrub_metadata(result.metadata),
                       data_version=result.data_version, tags=result.tags)

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from ops_project.notify.alert import Alert
 
 CRITICAL_ASSETS = {"restore_verification", "verified_rpo", "dr_drill"}
+# Assets whose failed run says it all (a failed release: which gates, and what the rollback did): their checks
+# do not alert on their own.
+RUN_REPORTED_ASSETS = {"deploy_validation"}
 BLOCKING_CHECK_FAILURE = "DagsterAssetCheckFailedError"  # the step failed only because blocking checks failed
 REPORTED_BY_CHECKS = "reported_by_checks"  # Failure metadata: the step failed on its checks, which say why
 
@@ -84,7 +87,7 @@ def check_alerts(facts: list[CheckFact], link: str | None) -> tuple[list[Alert],
     cleared: list[str] = []
     verdicts: dict[tuple[str, str | None], list[CheckFact]] = {}
     for fact in facts:
-        if fact.severity != "ERROR":
+        if fact.severity != "ERROR" or fact.asset in RUN_REPORTED_ASSETS:
             continue
         if fact.blocking:
             verdicts.setdefault((fact.asset, fact.partition), []).append(fact)

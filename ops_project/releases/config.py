@@ -13,9 +13,12 @@ class ReleaseTarget(Strict):
     base_url: str = "http://127.0.0.1:8080"
     health_paths: list[str] = ["/health"]
     latency_budget_ms: int = Field(200, gt=0)
-    requests_per_endpoint: int = Field(20, ge=1, le=10000)
+    requests_per_endpoint: int = Field(50, ge=1, le=10000)  # measured samples per endpoint, after the warm-up
+    warmup_requests: int = Field(5, ge=0, le=1000)  # per endpoint, not measured (cold caches, connections)
     max_error_rate: float = Field(0.01, ge=0, le=1)
     p95_regression_factor: float = Field(1.5, gt=1)
+    regression_floor_ms: float = Field(20, ge=0)  # a p95 less than this much worse is never a regression
+    regression_alpha: float = Field(0.01, gt=0, lt=1)  # significance of the one-sided Mann-Whitney U test
     rollout_timeout_seconds: float = Field(60, ge=0)
     request_timeout_seconds: float = Field(5, gt=0)
     smoke_tenant: str = "tenant-0001"

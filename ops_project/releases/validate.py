@@ -10,7 +10,6 @@ counts in the error rate, even when a retry then succeeds.
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import httpx
 
 from ops_project.common.checks import Check, all_passed, render
 from ops_project.common.markdown import table
+from ops_project.releases.compare import compare, p95
 from ops_project.releases.config import ReleaseTarget
 from ops_project.releases.rollback import rollback
 
@@ -33,6 +33,7 @@ class Verdict:
     p95_ms: dict[str, float]
     error_rate: float
     rollback: dict | None = None
+    samples_ms: dict[str, list[float]] | None = None  # the latency samples after warm-up, per endpoint
 
     @property
     def passed(self) -> bool:
@@ -103,11 +104,6 @@ class _Http:
 
     def close(self) -> None:
         self.client.close()
-
-
-def p95(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)] if ordered else 0.0
 
 
 class _Misrouted(Exception):
@@ -213,19 +209,27 @@ def _smoke_flow(http: _Http, tenant: str, tag: str) -> tuple[Check, int | None]:
                                      f"behind"), service
 
 
-def latency(http: _Http, target: ReleaseTarget, service: int | None) -> tuple[Check, dict[str, float], float]:
+def latency(http: _Http, target: ReleaseTarget, service: int | None
+            ) -> tuple[Check, dict[str, float], float, dict[str, list[float]]]:
+    """p95 and error rate per endpoint, after ``warmup_requests`` that are not counted (cold caches, connection
+    set-up); every failed attempt of the measured requests counts, even when a retry then passes."""
     day = (date.today() + timedelta(days=30)).isoformat()
     endpoints = [*target.health_paths, "/version", f"/tenants/{target.smoke_tenant}/services"]
     if service is not None:  # the service the smoke flow found: a real one of this tenant
         endpoints.append(f"/tenants/{target.smoke_tenant}/availability?date={day}&service_id={service}")
+    for path in endpoints:
+        for _ in range(target.warmup_requests):
+            http.request("GET", path, retries=0)
     before_attempts, before_failures = http.attempts, http.failures
     results: dict[str, float] = {}
+    samples_by_path: dict[str, list[float]] = {}
     for path in endpoints:
         samples = []
         for _ in range(target.requests_per_endpoint):
             _resp, ms, _ = http.request("GET", path)
             samples.append(ms)
         results[path] = round(p95(samples), 2)
+        samples_by_path[path] = [round(ms, 2) for ms in samples]
     attempts = http.attempts - before_attempts
     failures = http.failures - before_failures
     rate = failures / attempts if attempts else 0.0
@@ -236,20 +240,28 @@ def latency(http: _Http, target: ReleaseTarget, service: int | None) -> tuple[Ch
                       *([f"error rate {rate:.2%} > {target.max_error_rate:.2%} ({failures}/{attempts} attempts)"]
                         if rate > target.max_error_rate else [])]))
     return Check("latency_budget", ok, msg, {"error_rate": round(rate, 4), "attempts": attempts,
-                                             "failed_attempts": failures}), results, rate
+                                             "failed_attempts": failures}), results, rate, samples_by_path
 
 
-def regression(p95_now: dict[str, float], previous: tuple[str, dict[str, float]] | None, factor: float) -> Check:
+def regression(samples_now: dict[str, list[float]], previous: tuple[str, dict[str, float]] | None,
+               target: ReleaseTarget, previous_samples: dict[str, list[float]] | None = None) -> Check:
+    """Slower than the last good release, by the statistics of ``compare`` (Mann-Whitney U, factor, floor)."""
     if previous is None:
         return Check("regression", True, "no earlier release passed: nothing to compare with")
     prev_tag, prev = previous
-    worse = [f"{p} {ms:.1f} ms vs {prev[p]:.1f} ms in {prev_tag}" for p, ms in p95_now.items()
-             if p in prev and ms > factor * prev[p] and ms - prev[p] > 5.0]  # 5 ms: below that it is noise
-    return Check("regression", not worse, f"p95 within {factor}× of {prev_tag}" if not worse else
-                 f"p95 regressed beyond {factor}×: " + "; ".join(worse), {"compared_with": prev_tag})
+    results = [compare(path, now, (previous_samples or {}).get(path), prev[path],
+                       factor=target.p95_regression_factor, floor_ms=target.regression_floor_ms,
+                       alpha=target.regression_alpha)
+               for path, now in samples_now.items() if path in prev]
+    worse = [f"{r.endpoint}: {r.reason}" for r in results if r.regressed]
+    return Check("regression", not worse,
+                 f"no endpoint slower than {prev_tag} beyond {target.p95_regression_factor}× and "
+                 f"{target.regression_floor_ms:.0f} ms with significance {target.regression_alpha}" if not worse else
+                 f"slower than {prev_tag}: " + "; ".join(worse), {"compared_with": prev_tag})
 
 
 def validate(tag: str, target: ReleaseTarget, *, previous: tuple[str, dict[str, float]] | None = None,
+             previous_samples: dict[str, list[float]] | None = None,
              rollback_command: list[str] | None = None, rollback_env: Iterable[str] = (),
              rollback_timeout: float = 600, secrets: Iterable[str] = ()) -> Verdict:
     http = _Http(target)
@@ -261,9 +273,9 @@ def validate(tag: str, target: ReleaseTarget, *, previous: tuple[str, dict[str, 
             smoke, service = Check("smoke_flow", False, "skipped: the service does not serve this release, so no "
                                                         "booking was made on it"), None
         checks = [version, check_health(http, target.health_paths), smoke]
-        lat, p95s, rate = latency(http, target, service)
-        checks += [lat, regression(p95s, previous, target.p95_regression_factor)]
-        verdict = Verdict(tag, checks, p95s, rate)
+        lat, p95s, rate, samples = latency(http, target, service)
+        checks += [lat, regression(samples, previous, target, previous_samples)]
+        verdict = Verdict(tag, checks, p95s, rate, samples_ms=samples)
         if not verdict.passed:
             verdict.rollback = _roll_back(http, tag, version.passed, previous, rollback_command,
                                           timeout=rollback_timeout, env_names=rollback_env, secrets=secrets)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 from dagster import (
+    AssetCheckKey,
     DagsterEventType,
     DagsterInstance,
     SensorResult,
@@ -19,7 +20,9 @@ from dagster import (
     build_run_status_sensor_context,
     build_sensor_context,
 )
+from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
+from assets.releases import DEPLOY_KEY, GATES, releases_partitions
 from ops_project.config import load_config
 from ops_project.definitions import build_definitions
 from ops_project.releases.tags import load_cursor
@@ -132,7 +135,7 @@ def test_first_tick_can_run_existing_tags(tmp_path, demo_db, repo, write_config)
 def target(url: str, **kw):
     from ops_project.releases.config import ReleaseTarget
 
-    return ReleaseTarget(base_url=url, requests_per_endpoint=10, rollout_timeout_seconds=1, **kw)
+    return ReleaseTarget(**{"base_url": url, "requests_per_endpoint": 10, "rollout_timeout_seconds": 1, **kw})
 
 
 def _count(db: Path, table: str) -> int:
@@ -202,6 +205,25 @@ def test_other_tenant_and_no_rollback_of_an_undeployed_tag(api, tmp_path):
     assert not stale.broken_release_live and "serves 'v1.2.0', not v1.1.0" in stale.rollback_summary()
 
 
+def test_the_same_service_twice_is_never_a_regression(api):
+    """The same unchanged service validated as two releases, three times over: never a regression (p95 of a few
+    samples is nearly the maximum; the comparison uses every sample, a significance test and a floor)."""
+    url = api("v1.0.0")
+    for _ in range(3):
+        base = validate("v1.0.0", target(url, requests_per_endpoint=50))
+        again = validate("v1.0.0", target(url, requests_per_endpoint=50), previous=("v0.9.0", base.p95_ms),
+                         previous_samples=base.samples_ms)
+        assert _passed(again, "regression"), again.markdown()
+
+
+def test_a_real_slowdown_is_caught_by_the_statistics(api):
+    fast = validate("v1.0.0", target(api("v1.0.0"), requests_per_endpoint=30))
+    slow = validate("v1.0.0", target(api("v1.0.0", latency_ms=40), requests_per_endpoint=30),
+                    previous=("v0.9.0", fast.p95_ms), previous_samples=fast.samples_ms)
+    message = _failed(slow, "regression")
+    assert "Mann-Whitney p=" in message and "slower than v0.9.0" in message
+
+
 def test_regression_against_last_good_and_rollback(api, tmp_path):
     log = tmp_path / "rollback.log"
     script = tmp_path / "rollback.sh"
@@ -210,7 +232,8 @@ def test_regression_against_last_good_and_rollback(api, tmp_path):
     url = api("v1.5.0", latency_ms=60)
     verdict = validate("v1.5.0", target(url), previous=("v1.4.2", {"/health": 2.0, "/version": 2.0}),
                        rollback_command=[str(script)])
-    assert "regressed beyond 1.5×" in _failed(verdict, "regression") and "v1.4.2" in _failed(verdict, "regression")
+    assert "slower than v1.4.2" in _failed(verdict, "regression") and "factor and floor only" in \
+        _failed(verdict, "regression")  # a baseline recorded before samples were kept
     assert verdict.rollback["to"] == "v1.4.2" and verdict.rollback["exit_code"] == 0
     assert "rolling back to v1.4.2" in verdict.rollback["output"] and log.read_text().strip() == "v1.4.2"
 
@@ -244,6 +267,16 @@ def test_tag_pushed_sensor_run_verdict_end_to_end(api, tmp_path, demo_db, repo, 
         assert not failed.success
         failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
         assert "serves 'v1.1.0', expected 'v1.2.0'" in str(failure.event_specific_data.error)
+        # The UI: the failed release's partition is failed, with its own numbers and a result per gate.
+        status = instance.get_status_by_partition(DEPLOY_KEY, ["v1.1.0", "v1.2.0"], releases_partitions)
+        assert status == {"v1.1.0": AssetPartitionStatus.MATERIALIZED, "v1.2.0": AssetPartitionStatus.FAILED}
+        (obs,) = instance.fetch_observations(DEPLOY_KEY, limit=5).records
+        assert obs.partition_key == "v1.2.0" and obs.asset_observation.metadata["verdict"].value == "failed"
+        assert isinstance(obs.asset_observation.metadata["error_rate"].value, float)
+        gates = {rec.key.name: rec.status.value for name in GATES for rec in
+                 instance.event_log_storage.get_asset_check_execution_history(
+                     AssetCheckKey(DEPLOY_KEY, name), limit=5) if rec.partition == "v1.2.0"}
+        assert gates["version"] == "FAILED" and set(gates) == set(GATES)
         # ... and the run-failure sensor tells people, with the reason and the run link.
         sensor = defs.get_repository_def().get_sensor_def("ops_run_failure_sensor")
         run_failure = instance.all_logs(failed.run_id, of_type=DagsterEventType.RUN_FAILURE)[0].dagster_event

@@ -30,6 +30,11 @@ def _dims(context: AssetExecutionContext) -> tuple[str, str]:
     return keys["database"], keys["window"]
 
 
+def engine_kinds(cfg: OpsConfig) -> set[str]:
+    """The UI's kind badges: the engines actually configured, not every engine the code knows."""
+    return {db.engine for db in cfg.databases}
+
+
 def build_backup_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
     partitions = backup_partitions(cfg)
     windows = window_partitions(cfg)
@@ -40,7 +45,7 @@ def build_backup_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         key=BACKUP_KEY,
         partitions_def=partitions,
         required_resource_keys={"ops_config", "encryption", region_key(primary), *db_keys},
-        kinds={"sqlite", "postgres", "zstd"},
+        kinds={*engine_kinds(cfg), "zstd"},
         group_name="backups",
         op_tags={"ops/kind": "backup"},
         description=(

@@ -22,7 +22,7 @@ from dagster import (
 )
 from dagster._utils.warnings import PreviewWarning
 
-from assets.backups import BACKUP_KEY, replica_key
+from assets.backups import BACKUP_KEY, engine_kinds, replica_key
 from assets.guard import guarded
 from assets.partitions import backup_partitions
 from ops_project.backups.blame import blame
@@ -77,7 +77,7 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
     # its window and then fails the step, so its partition reads failed (red), never "materialized".
     @multi_asset(
         specs=[AssetSpec(
-            RESTORE_KEY, deps=upstream, partitions_def=partitions, skippable=True, kinds={"sqlite", "postgres"},
+            RESTORE_KEY, deps=upstream, partitions_def=partitions, skippable=True, kinds=engine_kinds(cfg),
             group_name="backups",
             description=(
                 f"The window's backup restored from region {source} (the disaster-recovery path) into a scratch "

@@ -99,3 +99,17 @@ def test_an_rpo_breach_and_a_failed_drill_fail_their_runs(setup, home_instance):
     assert not drill.success  # no backup to restore: every scenario fails, and so does the run
     (mat,) = instance.fetch_materializations(DRILL_KEY, limit=1).records  # after recording its report
     assert mat.asset_materialization.metadata["verdict"].value == "FAILED"
+
+
+def test_kinds_are_the_engines_configured(tmp_path, write_config, demo_db):
+    sqlite_only = build_definitions(load_config(write_config(
+        [{"name": "booking", "engine": "sqlite", "path": str(demo_db)}], [local_region(tmp_path, "a")])))
+    both = build_definitions(load_config(write_config(
+        [{"name": "booking", "engine": "sqlite", "path": str(demo_db)},
+         {"name": "core", "engine": "postgres", "url_env": "X"}], [local_region(tmp_path, "a")])))
+
+    def kinds(defs) -> set[str]:
+        spec = defs.get_repository_def().asset_graph.get(RESTORE_KEY)
+        return set(spec.kinds)
+
+    assert kinds(sqlite_only) == {"sqlite"} and kinds(both) == {"sqlite", "postgres"}

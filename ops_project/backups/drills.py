@@ -73,8 +73,8 @@ class ScenarioResult:
 class ScenarioSummary:
     scenario: str
     passed: bool
-    worst_rto_seconds: float
-    worst_rpo_minutes: float
+    worst_rto_seconds: float | None  # None: nothing was restored, so there is no RTO (never a 0 s one)
+    worst_rpo_minutes: float | None
     description: str
 
 
@@ -110,8 +110,8 @@ class DrillReport:
         return ScenarioSummary(
             scenario=scenario,
             passed=bool(results) and all(r.passed for r in results),
-            worst_rto_seconds=max((r.rto_seconds or 0.0 for r in results), default=0.0),
-            worst_rpo_minutes=max((r.rpo_minutes or 0.0 for r in results), default=0.0),
+            worst_rto_seconds=max((r.rto_seconds for r in results if r.rto_seconds is not None), default=None),
+            worst_rpo_minutes=max((r.rpo_minutes for r in results if r.rpo_minutes is not None), default=None),
             description="; ".join(f"{r.database}: {'pass' if r.passed else 'FAIL'} ({', '.join(r.notes)})"
                                   for r in results) or "no database was drilled",
         )

@@ -47,6 +47,10 @@ def test_weekly_drill_through_dagster_touches_nothing_live(tmp_path, demo_db, s3
               if e.event_type_value == "ASSET_CHECK_EVALUATION"}
     assert set(checks) == {"scenario_region_loss", "scenario_corrupt_latest", "scenario_database_loss"}
     assert all(c.passed for c in checks.values()), {n: c.description for n, c in checks.items()}
+    (mat,) = result.asset_materializations_for_node("dr_drill")
+    for scenario in ("region_loss", "corrupt_latest", "database_loss"):  # numbers, so they plot week over week
+        assert isinstance(mat.metadata[f"{scenario}_rto_achieved_seconds"].value, float)
+        assert isinstance(mat.metadata[f"{scenario}_rpo_achieved_minutes"].value, float)
     corrupt = checks["scenario_corrupt_latest"]
     assert f"{ids[1]} rejected" in corrupt.description and f"fell back to {ids[0]}" in corrupt.description
     assert corrupt.metadata["rpo_achieved_minutes"].value > 0

@@ -83,6 +83,7 @@ def test_drill_summary_per_scenario_is_the_worst_database():
     assert report.summary("database_loss").passed
     nothing = report.summary("corrupt_latest")
     assert not nothing.passed and nothing.description == "no database was drilled"  # never green when unsure
+    assert nothing.worst_rto_seconds is None and nothing.worst_rpo_minutes is None  # no 0 s for what did not happen
     assert "| region_loss | core | - | - | 9.5 s | 20.0 min | FAIL | RTO missed |" in report.markdown()
 
 

@@ -98,7 +98,9 @@ def test_an_rpo_breach_and_a_failed_drill_fail_their_runs(setup, home_instance):
                                                                    raise_on_error=False)
     assert not drill.success  # no backup to restore: every scenario fails, and so does the run
     (mat,) = instance.fetch_materializations(DRILL_KEY, limit=1).records  # after recording its report
-    assert mat.asset_materialization.metadata["verdict"].value == "FAILED"
+    meta = mat.asset_materialization.metadata
+    assert meta["verdict"].value == "FAILED"
+    assert not any(k.endswith("_achieved_seconds") for k in meta)  # nothing restored: no 0 s RTO
 
 
 def test_kinds_are_the_engines_configured(tmp_path, write_config, demo_db):

@@ -90,7 +90,7 @@ def test_backup_run_launched_over_graphql(dagster_dev):
     assert status == DagsterRunStatus.SUCCESS
     for region in cfg.regions:
         complete = [e for e in list_backups(Clients(cfg).store(region), "booking") if e.complete]
-        assert [e.manifest.partition_key for e in complete] == [window]
+        assert window in [e.manifest.partition_key for e in complete]  # (the daemon's schedule may add its own)
     # The UI's view: the location, its jobs and schedules, and the materialised partition.
     query = """{ assetOrError(assetKey: {path: ["database_backup"]}) { ... on Asset {
                  assetMaterializations(limit: 1) { partition runId } } } }"""
@@ -200,4 +200,6 @@ def test_restore_verification_backfill_over_windows(dagster_dev, receiver):
     assert all(later[0] >= earlier[1] - 0.01 for earlier, later in zip(spans, spans[1:], strict=False)), spans
     # Every verified backup carries a passing verdict, so retention and the verified RPO rely on it.
     verified = [e for e in list_backups(dr, "booking") if e.verified]
-    assert sorted(e.manifest.partition_key for e in verified) == [keys[0], keys[2]]
+    # (only the windows of this test: backup_schedule runs in the daemon too and may take the newest window)
+    assert sorted(e.manifest.partition_key for e in verified if e.manifest.partition_key in keys) == \
+        [keys[0], keys[2]]

@@ -126,12 +126,3 @@ class Ledger:
         except (OSError, ValueError):
             return None
         return value if math.isfinite(value) else None
-
-    def open_problems(self) -> list[Problem]:
-        out = []
-        for path in sorted(self.dir.glob("*.json")) if self.dir.is_dir() else []:
-            try:
-                out.append(Problem.from_json(json.loads(path.read_text())))
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-        return out

@@ -56,7 +56,7 @@ class Notifier:
         """Deliver or queue on each channel; returns the channels that have it. An outbox that cannot be
         written raises: the caller then records nothing, and the alert is said again next time."""
         used, queued_behind = [], False
-        waiting = {c for c in self.channels if self.outbox.pending(c)}
+        waiting = {p.name.split("-")[1] for p in self.outbox.pending()}  # one listing, every channel
         for name in dict.fromkeys(channels):
             if name not in self.channels:
                 continue
@@ -70,9 +70,10 @@ class Notifier:
             self.flush(check_health=False)
         return used
 
-    def raise_problem(self, alert: Alert, *, at: float | None = None) -> bool:
+    def raise_problem(self, alert: Alert, *, at: float | None = None, channels: list[str] | None = None) -> bool:
         """The problem ``alert.key`` was seen (as of ``at``, a unix time, when known: news older than the problem's
-        last clearing does not open it again). True when it was said now (new, worse, or a reminder was due)."""
+        last clearing does not open it again). True when it was said now (new, worse, or a reminder was due).
+        ``channels`` overrides the route (the health of a channel is said on the others)."""
         if not self.enabled:
             return False
         cleared = self.ledger.cleared_at(alert.key)
@@ -82,7 +83,7 @@ class Notifier:
         if not self.ledger.due(alert.key, alert.severity):
             self.ledger.record(alert.key, alert.title, alert.severity, said=False, seen_at=at)
             return False
-        used = self._dispatch(alert, self.route(alert.severity))
+        used = self._dispatch(alert, self.route(alert.severity) if channels is None else channels)
         self.ledger.record(alert.key, alert.title, alert.severity, said=True, channels=used, seen_at=at)
         return True
 
@@ -132,10 +133,7 @@ class Notifier:
                               title=f"alert channel {name} has delivered nothing for {(now - oldest) / 3600:.1f} h",
                               text=f"{len(self.outbox.pending(name))} alert(s) wait in {self.outbox.dir}. Check the "
                                    f"channel's URL, key or server; they go out as soon as it answers.")
-                if self.ledger.due(key, alert.severity):
-                    used = self._dispatch(alert, others)
-                    self.ledger.record(key, alert.title, alert.severity, said=True, channels=used)
-                    said += 1
+                said += self.raise_problem(alert, channels=others)
             elif oldest is None:
                 said += self.clear_problem(key, text=f"alert channel {name} delivers again")
         return said

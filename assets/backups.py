@@ -3,7 +3,15 @@
 
 from datetime import UTC
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetObservation,
+    AssetsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from assets.guard import guarded
 from assets.partitions import backup_partitions, window_partitions
@@ -12,7 +20,7 @@ from ops_project.backups.layout import backup_prefix
 from ops_project.backups.replicate import replicate
 from ops_project.backups.take import take_backup
 from ops_project.backups.windows import make_window
-from ops_project.common.errors import BackupError
+from ops_project.common.errors import BackupError, WindowClosedError
 from ops_project.common.markdown import table
 from ops_project.common.names import identifier
 from ops_project.config import OpsConfig
@@ -28,6 +36,20 @@ def replica_key(region: str) -> AssetKey:
 def _dims(context: AssetExecutionContext) -> tuple[str, str]:
     keys = context.partition_key.keys_by_dimension
     return keys["database"], keys["window"]
+
+
+def mb(size: int) -> float:
+    """Sizes in the UI are in MB (10⁶ bytes), beside the exact byte count."""
+    return round(size / 1e6, 3)
+
+
+def mb_per_s(size: int, seconds: float) -> float | None:
+    return round(size / 1e6 / seconds, 2) if seconds and seconds > 0 else None
+
+
+def present(metadata: dict) -> dict:
+    """Leave out a number that does not exist (a rate over zero seconds) rather than show a sentinel."""
+    return {k: v for k, v in metadata.items() if v is not None}
 
 
 def engine_kinds(cfg: OpsConfig) -> set[str]:
@@ -48,15 +70,18 @@ def build_backup_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         kinds={*engine_kinds(cfg), "zstd"},
         group_name="backups",
         op_tags={"ops/kind": "backup"},
+        output_required=False,  # a window asked for after it closed is skipped (missing), not failed (red)
         description=(
             f"A consistent online snapshot of one database for one backup window, compressed with zstd, "
             f"optionally age-encrypted, checksummed and stored in the primary region ({primary}). The manifest "
             f"(row counts, checksums) is written last: a backup without one is incomplete and never restorable. "
-            f"A window can be taken only after it ends and before its grace period closes; older partitions "
-            f"fail on purpose and store nothing."),
+            f"A window can be taken only after it ends and before its grace period closes. A window asked for "
+            f"after it closed (a stray UI or backfill attempt) stores nothing and is skipped, with the reason in "
+            f"its observations; a scheduled backup that waited in the queue until its window closed fails: "
+            f"that window's backup is missed."),
     )
     @guarded
-    def database_backup(context: AssetExecutionContext) -> MaterializeResult:
+    def database_backup(context: AssetExecutionContext):
         database, window_key = _dims(context)
         ops_cfg = context.resources.ops_config.load()
         tw = windows.time_window_for_partition_key(window_key)
@@ -68,15 +93,28 @@ def build_backup_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         requested = record.create_timestamp if record is not None else None
         if requested is not None and requested.tzinfo is None:  # run storage keeps naive UTC
             requested = requested.replace(tzinfo=UTC)
-        manifest = take_backup(ops_cfg.database(database), store, ops_cfg.backup, pg_url=pg_url,
-                               recipients=context.resources.encryption.parsed(), window=window,
-                               requested_at=requested,
-                               log=context.log.info)
+        try:
+            manifest = take_backup(ops_cfg.database(database), store, ops_cfg.backup, pg_url=pg_url,
+                                   recipients=context.resources.encryption.parsed(), window=window,
+                                   requested_at=requested,
+                                   log=context.log.info)
+        except WindowClosedError as exc:
+            if exc.missed:
+                raise
+            # Refusing a window that closed long ago loses nothing: it stays missing, with the reason.
+            context.log.warning(f"skipped: {exc}")
+            yield AssetObservation(asset_key=BACKUP_KEY, partition=context.partition_key,
+                                   metadata={"skipped": str(exc), "region": primary})
+            return
         ratio = manifest.source_size_bytes / max(manifest.stored_size_bytes, 1)
-        return MaterializeResult(metadata={
+        duration = manifest.extra.get("duration_seconds", 0.0)
+        yield MaterializeResult(metadata=present({
             "backup_id": manifest.backup_id,
             "region": primary,
             "location": MetadataValue.path(store.describe(backup_prefix(database, manifest.backup_id))),
+            "source_size_mb": mb(manifest.source_size_bytes),
+            "stored_size_mb": mb(manifest.stored_size_bytes),
+            "throughput_mb_per_s": mb_per_s(manifest.source_size_bytes, duration),
             "source_size_bytes": manifest.source_size_bytes,
             "stored_size_bytes": manifest.stored_size_bytes,
             "compression_ratio": round(ratio, 2),
@@ -84,10 +122,10 @@ def build_backup_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             "encrypted": manifest.encryption is not None,
             "total_rows": manifest.total_rows,
             "snapshot_at": manifest.snapshot_finished_at,
-            "duration_seconds": manifest.extra.get("duration_seconds", 0.0),
+            "duration_seconds": duration,
             "tables": MetadataValue.md(table(["table", "rows"], [(name, stats.rows)
                                                                  for name, stats in manifest.tables.items()])),
-        })
+        }))
 
     assets = [database_backup]
     for region in cfg.secondaries:
@@ -123,18 +161,20 @@ def _replica_asset(cfg: OpsConfig, region: str, partitions) -> AssetsDefinition:
         result = replicate(src, dst, database, entry.backup_id)
         if result.problem:
             context.log.warning(f"replica was corrupt and has been re-copied: {result.problem}")
-        return MaterializeResult(metadata={
+        return MaterializeResult(metadata=present({
             "backup_id": result.backup_id,
             "source_region": result.source_region,
             "region": result.region,
             "location": MetadataValue.path(dst.describe(backup_prefix(database, result.backup_id))),
             "copied": result.copied,
             "repaired": result.repaired,
+            "copied_mb": mb(result.bytes),
+            "copy_mb_per_s": mb_per_s(result.bytes, result.copy_seconds),
             "bytes": result.bytes,
             "copy_seconds": round(result.copy_seconds, 3),
             "verify_seconds": round(result.verify_seconds, 3),
             "replication_lag_seconds": result.lag_seconds,
             "problem_found": result.problem or "none",
-        })
+        }))
 
     return backup_replica

@@ -1,5 +1,7 @@
 """``dr_drill``: the weekly disaster-recovery rehearsal, one partition per week."""
 
+from datetime import timedelta
+
 from dagster import (
     AllPartitionMapping,
     AssetCheckResult,
@@ -17,6 +19,7 @@ from dagster import (
 )
 
 from assets.guard import guarded
+from assets.partitions import first_window
 from assets.verification import RESTORE_KEY
 from ops_project.backups.drills import DrillContext, report_region, run_drill, store_report
 from ops_project.config import OpsConfig
@@ -27,7 +30,10 @@ DRILL_KEY = AssetKey("dr_drill")
 
 
 def drill_partitions(cfg: OpsConfig) -> TimeWindowPartitionsDefinition:
-    return TimeWindowPartitionsDefinition(start=cfg.drills.start, fmt="%Y-%m-%d", cron_schedule=cfg.drills.cron,
+    """Weekly, from ``drills.start``, else two weeks before the first backup window: the week that holds the
+    first backup is always a complete partition."""
+    start = cfg.drills.start or first_window(cfg) - timedelta(days=14)
+    return TimeWindowPartitionsDefinition(start=start, fmt="%Y-%m-%d", cron_schedule=cfg.drills.cron,
                                           timezone=cfg.timezone)
 
 

@@ -1,7 +1,8 @@
 """Backup partitions: the backup window (cron, configured time zone) × database."""
 
 
-from datetime import datetime
+import logging
+from datetime import UTC, datetime
 
 from dagster import (
     MultiPartitionKey,
@@ -10,14 +11,25 @@ from dagster import (
     TimeWindowPartitionsDefinition,
 )
 
+from ops_project.backups.history import history_start
 from ops_project.config import OpsConfig
 
 WINDOW_FMT = "%Y-%m-%d-%H:%M"
 
+_STARTS: dict[tuple, datetime] = {}
+
+
+def first_window(cfg: OpsConfig) -> datetime:
+    """Where the partitions begin (``history_start``), read once per process and configuration."""
+    key = (str(cfg.source), cfg.primary.name, cfg.backup.start, cfg.timezone)
+    if key not in _STARTS:
+        _STARTS[key] = history_start(cfg, datetime.now(UTC), log=logging.getLogger("ops_project").warning)
+    return _STARTS[key]
+
 
 def window_partitions(cfg: OpsConfig) -> TimeWindowPartitionsDefinition:
     return TimeWindowPartitionsDefinition(
-        start=cfg.backup.start, fmt=WINDOW_FMT, cron_schedule=cfg.backup.cron, timezone=cfg.timezone)
+        start=first_window(cfg), fmt=WINDOW_FMT, cron_schedule=cfg.backup.cron, timezone=cfg.timezone)
 
 
 def backup_partitions(cfg: OpsConfig) -> MultiPartitionsDefinition:

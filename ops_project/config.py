@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ops_project.backups.config import BackupConfig, DrillConfig, Objectives, RestoreConfig
 from ops_project.common.config import DatabaseConfig, Strict
-from ops_project.common.errors import ConfigError
+from ops_project.common.errors import ConfigError, UnknownNameError
 from ops_project.common.names import identifier
 from ops_project.notify.config import AlertsConfig
 from ops_project.releases.config import ReleasesConfig
@@ -99,14 +99,14 @@ class OpsConfig(Strict):
             if db.name == name:
                 return db
         known = ", ".join(d.name for d in self.databases)
-        raise ConfigError(f"{self.source}: no database named {name!r} (configured: {known})")
+        raise UnknownNameError(f"{self.source}: no database named {name!r} (configured: {known})")
 
     def region(self, name: str) -> RegionConfig:
         for region in self.regions:
             if region.name == name:
                 return region
         known = ", ".join(r.name for r in self.regions)
-        raise ConfigError(f"{self.source}: no region named {name!r} (configured: {known})")
+        raise UnknownNameError(f"{self.source}: no region named {name!r} (configured: {known})")
 
 
 def config_path(path: str | os.PathLike | None = None) -> Path:

@@ -10,7 +10,7 @@ from dagster import (
     schedule,
 )
 
-from assets.partitions import backup_partition_key, last_window_key
+from assets.partitions import backup_partition_key, first_window, last_window_key
 from ops_project.config import OpsConfig
 
 BACKUP_PRIORITY = "10"  # the queued run coordinator dequeues higher priorities first (default 0)
@@ -25,7 +25,7 @@ def build_backup_schedule(cfg: OpsConfig, job) -> ScheduleDefinition:
     def backup_schedule(context: ScheduleEvaluationContext):
         window_key = last_window_key(cfg, context.scheduled_execution_time)
         if window_key is None:
-            return SkipReason(f"no backup window has ended yet (first window starts {cfg.backup.start})")
+            return SkipReason(f"no backup window has ended yet (first window starts {first_window(cfg)})")
         return [
             RunRequest(run_key=f"backup|{window_key}|{db}", partition_key=backup_partition_key(db, window_key),
                        # Ahead of queued restore tests and backfills: a backup's window closes, theirs do not.

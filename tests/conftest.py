@@ -68,9 +68,13 @@ def demo_db(tmp_path, demo_db_template) -> Path:
 
 @pytest.fixture
 def write_config(tmp_path):
-    def write(databases: list[dict], regions: list[dict], **extra) -> Path:
+    def write(databases: list[dict], regions: list[dict], *, pin_start: bool = True, **extra) -> Path:
+        """``pin_start``: a fixed ``backup.start`` (tests reach back to old windows); ``False``: the range
+        starts at the first backup, as in the shipped default."""
         path = tmp_path / f"ops-{uuid.uuid4().hex[:6]}.yaml"
         doc = {"timezone": "Africa/Johannesburg", "databases": databases, "regions": regions, **extra}
+        if pin_start:
+            doc["backup"] = {"start": "2026-01-01T00:00:00", **(doc.get("backup") or {})}
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         return path
 

@@ -5,11 +5,13 @@ Nothing here skips: a server that cannot start fails the test that needs it, lou
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,3 +102,44 @@ def start_weed(data_dir: Path, *, timeout: float = 60, ports: list[int] | None =
     weed.kill()
     raise RuntimeError(f"weed mini did not serve S3 on {weed.endpoint} within {timeout}s ({last}); "
                        f"log:\n{log.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def dagster_dev(home: Path, config: Path, log_path: Path, *, env: dict | None = None, timeout: float = 120):
+    """``dagster dev`` (webserver + daemon) on ``home`` with ``config``, as the README runs it; yields its port.
+
+    Stopped by process group at the end. Fails (never skips) when it does not answer within ``timeout``.
+    """
+    import httpx
+    import pytest
+
+    repo = Path(__file__).resolve().parents[1]
+    port = free_ports(1)[0]
+    full_env = dict(os.environ, DAGSTER_HOME=str(home), OPS_CONFIG=str(config), **(env or {}))
+    log = open(log_path, "wb")  # noqa: SIM115 - closed below, after the process
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml",
+                             "-h", "127.0.0.1", "-p", str(port)], cwd=repo, env=full_env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"dagster dev exited: {log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"dagster dev did not answer within {timeout:.0f} s: {log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield port
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()

@@ -36,7 +36,7 @@ class Retention(Strict):
 
 class BackupConfig(Strict):
     cron: str = "0 */4 * * *"
-    start: datetime = datetime(2026, 1, 1)
+    start: datetime | None = None  # first window (local time); default: the first backup's window
     grace_minutes: int | None = Field(None, gt=0)
     compression: Compression = Compression()
     encryption: Encryption = Encryption()
@@ -65,7 +65,7 @@ class RestoreConfig(Strict):
 
 class DrillConfig(Strict):
     cron: str = "0 2 * * 0"  # weekly, Sunday 02:00 in the configured time zone
-    start: datetime = datetime(2026, 1, 5)
+    start: datetime | None = None  # default: where the backup history starts
     scenarios: list[Literal["region_loss", "corrupt_latest", "database_loss"]] = [
         "region_loss", "corrupt_latest", "database_loss"]
 

@@ -37,6 +37,13 @@ def check_window(window: Window, now: datetime, requested_at: datetime | None = 
     asked = requested_at if requested_at is not None and window.end <= requested_at <= now and \
         now <= window.closes + patience else now
     if asked > window.closes:
+        if requested_at is not None and window.end <= requested_at <= window.closes:
+            raise WindowClosedError(
+                f"backup window {window.key} was MISSED: it was asked for in time ({requested_at.isoformat()}) but "
+                f"the run started only at {now.isoformat()}, after the window closed at {window.closes.isoformat()} "
+                f"plus one window length of queueing. A snapshot taken now would store today's data under that "
+                f"window's name, so nothing was stored. Look at what held the run queue (concurrency limits, a "
+                f"stuck run); the next window's backup will run as usual.", missed=True)
         raise WindowClosedError(
             f"backup window {window.key} ended at {window.end.isoformat()} and could be backed up until "
             f"{window.closes.isoformat()}; it was asked for at {asked.isoformat()}. A snapshot taken now would store "

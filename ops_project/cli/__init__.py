@@ -1,4 +1,4 @@
-"""``python -m ops_project``: the tools on-call needs when Dagster itself is down.
+"""python -m ops_project: the tools on-call needs when Dagster itself is down.
 
 Uses the same domain code as the assets and never imports Dagster, so it starts fast. One module
 per command group (``backups``, ``demo``); this one parses and maps errors to the exit codes in
@@ -12,13 +12,17 @@ import sys
 from collections.abc import Sequence
 
 from ops_project.cli import backups, demo, exits
-from ops_project.common.errors import IntegrityError, OpsError
+from ops_project.cli.parsing import root
+from ops_project.common.errors import IntegrityError, OpsError, UnknownNameError
+
+DESCRIPTION = """The tools on-call needs when Dagster itself is down: backups (take, list, verify, restore,
+replicate) and the demo database and API. The same code as the Dagster assets, without Dagster."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ops_project", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="configuration file (default: $OPS_CONFIG or ops.yaml)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = root("python -m ops_project", DESCRIPTION)
+    parser.add_argument("--config", help="configuration file (default: $OPS_CONFIG, else ops.yaml at the repo root)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     with_config = demo.add_parsers(sub) + backups.add_parsers(sub)
     for p in with_config:  # --config is accepted after the command too
         p.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -34,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NoBackupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exits.NO_BACKUP
+    except UnknownNameError as exc:  # bad usage, like an unknown flag: exit 2, as argparse does
+        print(f"python -m ops_project: error: {exc}", file=sys.stderr)
+        return exits.USAGE
     except IntegrityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exits.UNTRUSTED

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ops_project.cli import exits
+from ops_project.cli.parsing import command
 from ops_project.cli.progress import ProgressBar
 from ops_project.common.errors import OpsError
 
@@ -181,27 +182,36 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub) -> list[argparse.ArgumentParser]:
-    backups = sub.add_parser("backups", help="take and list backups without Dagster")
-    bsub = backups.add_subparsers(dest="action", required=True)
-    take = bsub.add_parser("take", help="snapshot now into the primary region, then replicate everywhere")
-    take.add_argument("--database", required=True)
-    take.add_argument("--quiet", action="store_true")
+    backups = sub.add_parser("backups", help="take, list, verify, restore and replicate backups without Dagster",
+                             description="Take, list, verify, restore and replicate backups without Dagster.",
+                             epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bsub = backups.add_subparsers(dest="action", required=True, metavar="ACTION")
+    take = command(bsub, "take", "snapshot a database now into the primary region, then replicate everywhere",
+                   "An ad-hoc backup outside the backup windows (it belongs to no window). Prints where it went.")
+    take.add_argument("--database", required=True, help="the configured database to back up")
+    take.add_argument("--quiet", action="store_true", help="print only the result, not each step")
     take.set_defaults(func=cmd_take)
-    lst = bsub.add_parser("list", help="list backups per region")
-    lst.add_argument("--database")
-    lst.add_argument("--region")
-    lst.add_argument("--json", action="store_true")
+    lst = command(bsub, "list", "list backups per region",
+                  "States: verified (passed a restore test), complete, UNTRUSTED (failed a restore test),\n"
+                  "INCOMPLETE (no manifest: never restorable), UNREADABLE (a manifest that cannot be read).")
+    lst.add_argument("--database", help="only this configured database (default: all)")
+    lst.add_argument("--region", help="only this configured region (default: all)")
+    lst.add_argument("--json", action="store_true", help="print a JSON list instead of the table")
     lst.set_defaults(func=cmd_list)
-    ver = bsub.add_parser("verify", help="restore a backup into scratch and prove it whole (exit 3 if not)")
-    res = bsub.add_parser("restore", help="restore a backup into a file (SQLite) or a database URL (PostgreSQL)")
+    ver = command(bsub, "verify", "restore a backup into scratch and prove it whole",
+                  "Checks the stored and plaintext sha256, the engine's integrity check, schema, row counts,\n"
+                  "content checksums and the booking invariants against the manifest. Exit 3 if it fails.")
+    res = command(bsub, "restore", "restore a backup into a file (SQLite) or a database URL (PostgreSQL)",
+                  "The backup is verified against its manifest on the way; a SQLite target is written beside\n"
+                  "and moved into place only when whole.")
     for p in (ver, res):
-        p.add_argument("--database", required=True)
-        p.add_argument("--backup-id", default="latest", help="a backup id, or 'latest' (default)")
+        p.add_argument("--database", required=True, help="the configured database whose backup to use")
+        p.add_argument("--backup-id", default="latest", help="a backup id (see `backups list`), or latest")
         p.add_argument("--region", help="region to read from (default: restore.region, else the last region)")
         p.add_argument("--identity", help="age identity file for encrypted backups "
                                           "(default: the variable restore.age_identity_env names)")
         p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
-    ver.add_argument("--json", action="store_true")
+    ver.add_argument("--json", action="store_true", help="print the report as JSON")
     ver.add_argument("--no-record", action="store_true", help="do not store the verdict next to the backup")
     ver.set_defaults(func=cmd_verify)
     res.add_argument("--to", required=True, help="SQLite: a file path; PostgreSQL: postgresql://user@host/dbname "
@@ -210,9 +220,10 @@ def add_parsers(sub) -> list[argparse.ArgumentParser]:
     res.add_argument("--no-privileges", action="store_true",
                      help="PostgreSQL: drop owners and grants (when the roles do not exist where you restore)")
     res.set_defaults(func=cmd_restore)
-    rep = bsub.add_parser("replicate", help="copy a backup from the primary region to the others and verify it there")
-    rep.add_argument("--database", required=True)
-    rep.add_argument("--backup-id", default="latest", help="a backup id, or 'latest' (default)")
+    rep = command(bsub, "replicate", "copy a backup from the primary region to the others and verify it there",
+                  "The copy is re-read at the destination (sha256) before its manifest is written.")
+    rep.add_argument("--database", required=True, help="the configured database whose backup to copy")
+    rep.add_argument("--backup-id", default="latest", help="a backup id (see `backups list`), or latest")
     rep.add_argument("--region", help="only this secondary region (default: every secondary region)")
     rep.set_defaults(func=cmd_replicate)
     return [take, lst, ver, res, rep]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ops_project.cli.parsing import command
 from ops_project.common.errors import OpsError
 
 
@@ -36,15 +37,17 @@ def cmd_demo_api(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub) -> list[argparse.ArgumentParser]:
-    demo = sub.add_parser("demo-db", help="generate a demo booking SQLite database")
-    demo.add_argument("--path", required=True)
-    demo.add_argument("--size-mb", type=float, default=8)
-    demo.add_argument("--seed", type=int, default=42)
+    demo = command(sub, "demo-db", "generate a demo booking SQLite database",
+                   "Tenants, services, customers and appointments with realistic shapes, for trying the project.")
+    demo.add_argument("--path", required=True, help="where to write the database file")
+    demo.add_argument("--size-mb", type=float, default=8, help="approximate size of the database")
+    demo.add_argument("--seed", type=int, default=42, help="random seed: the same seed gives the same data")
     demo.set_defaults(func=cmd_demo_db)
 
-    api = sub.add_parser("demo-api", help="serve the demo booking API (what deploy validation checks)")
-    api.add_argument("--port", type=int, default=8080)
-    api.add_argument("--host", default="127.0.0.1")
+    api = command(sub, "demo-api", "serve the demo booking API (what deploy validation checks)",
+                  "Serves /version, /health and the booking endpoints over the demo database.")
+    api.add_argument("--port", type=int, default=8080, help="TCP port to listen on")
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on")
     api.add_argument("--version", required=True, help="the release this instance serves, e.g. v1.4.2")
     api.add_argument("--db", help="SQLite database (default: the configured demo database)")
     api.add_argument("--latency-ms", type=int, default=0, help="add this delay to every request (chaos)")

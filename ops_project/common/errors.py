@@ -18,6 +18,10 @@ class ConfigError(OpsError):
     """The configuration file is missing, unreadable or invalid."""
 
 
+class UnknownNameError(ConfigError):
+    """A database or region name that the configuration does not have (bad usage on the command line)."""
+
+
 class SecretMissingError(ConfigError):
     """An environment variable that the configuration names is not set."""
 
@@ -43,7 +47,16 @@ class BackupError(OpsError):
 
 
 class WindowClosedError(BackupError):
-    """A backup partition was requested outside the time it may be taken."""
+    """A backup partition was requested outside the time it may be taken.
+
+    ``missed``: the window was asked for in time (a schedule tick) and still could not be taken (the run waited
+    too long): a backup is lost. Otherwise it was asked for too late (a stray UI or backfill attempt at an old
+    window): nothing is lost by refusing it.
+    """
+
+    def __init__(self, message: str, *, missed: bool = False):
+        super().__init__(message)
+        self.missed = missed
 
 
 class IntegrityError(OpsError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -89,10 +89,13 @@ def test_drill_schedule_is_weekly_in_johannesburg():
                               schedule.execution_timezone)
     first, second = next(it), next(it)
     assert first.astimezone(jnb).strftime("%a %H:%M") == "Sun 02:00" and (second - first).days == 7
-    tick = datetime(2026, 11, 29, 2, 0, tzinfo=jnb)
+    now = datetime.now(jnb)  # the shipped default's weeks begin before its first backup: use the last tick
+    sunday = (now - timedelta(days=(now.weekday() + 1) % 7)).replace(hour=2, minute=0, second=0, microsecond=0)
+    tick = sunday if sunday <= now else sunday - timedelta(days=7)
     (req,) = schedule.evaluate_tick(build_schedule_context(scheduled_execution_time=tick,
                                                            repository_def=defs.get_repository_def())).run_requests
-    assert req.partition_key == "2026-11-22" and req.run_key == "drill|2026-11-22"
+    week = (tick - timedelta(days=7)).strftime("%Y-%m-%d")
+    assert req.partition_key == week and req.run_key == f"drill|{week}"
 
 
 def test_postgres_drill_restores_into_a_scratch_database(tmp_path, pg_booking, write_config, monkeypatch):

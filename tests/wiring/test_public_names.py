@@ -35,8 +35,8 @@ def _partitions(pdef) -> object:
     if isinstance(pdef, MultiPartitionsDefinition):
         return {"multi": {d.name: _partitions(d.partitions_def) for d in pdef.partitions_defs}}
     if isinstance(pdef, TimeWindowPartitionsDefinition):
-        return {"time_window": {"cron": pdef.cron_schedule, "timezone": pdef.timezone, "fmt": pdef.fmt,
-                                "start": pdef.start.isoformat()}}
+        # the shipped default's windows begin at its first backup (today, on a new machine): not a name
+        return {"time_window": {"cron": pdef.cron_schedule, "timezone": pdef.timezone, "fmt": pdef.fmt}}
     name = getattr(pdef, "name", None)
     if name:
         return {"dynamic": name}

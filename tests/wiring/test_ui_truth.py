@@ -11,6 +11,7 @@ from dagster import AssetCheckKey, DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
+from assets.backups import BACKUP_KEY
 from assets.drills import DRILL_KEY, drill_partitions
 from assets.partitions import backup_partition_key, backup_partitions, window_partitions
 from assets.verification import RESTORE_KEY, RPO_KEY
@@ -115,3 +116,56 @@ def test_kinds_are_the_engines_configured(tmp_path, write_config, demo_db):
         return set(spec.kinds)
 
     assert kinds(sqlite_only) == {"sqlite"} and kinds(both) == {"sqlite", "postgres"}
+
+
+def test_a_stray_old_backup_window_is_skipped_not_red(setup, home_instance):
+    """Materialising a backup window that closed long ago (a UI click, "Materialize all", a backfill) must not
+    store today's data under its name, nor leave a permanent red partition: it is skipped and stays missing,
+    with the reason in its observation."""
+    cfg, defs = setup
+    instance = home_instance
+    old = window_partitions(cfg).get_partition_keys(current_time=datetime.now(UTC) - timedelta(days=1))[-1]
+    partition = backup_partition_key("booking", old)
+    result = defs.resolve_job_def("backup_job").execute_in_process(partition_key=partition, instance=instance)
+    assert result.success and result.asset_materializations_for_node("database_backup") == []
+    status = instance.get_status_by_partition(BACKUP_KEY, [str(partition)], backup_partitions(cfg))
+    assert status[str(partition)] is None  # missing, not FAILED
+    (obs,) = instance.fetch_observations(BACKUP_KEY, limit=5).records
+    reason = obs.asset_observation.metadata["skipped"].value
+    assert obs.partition_key == str(partition) and f"backup window {old}" in reason and "nothing was stored" in reason
+    for region in cfg.regions:
+        assert list(Clients(cfg).store(region).list("backups/")) == []
+
+
+def test_the_partition_range_starts_at_the_first_backup(tmp_path, demo_db, write_config):
+    """Without ``backup.start`` the windows begin at the first backup's window (not a fixed date that leaves
+    thousands of windows "missing" for ever), and stay there once it is known; before any backup, at the
+    windows of the last day, so that the schedule's window exists."""
+    import assets.partitions as partitions
+    from ops_project.backups.take import take_backup
+    from ops_project.backups.windows import make_window
+
+    path = write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
+                        [local_region(tmp_path, "af-south-1")], pin_start=False)
+    now = datetime.now(UTC)
+    cfg = load_config(path)
+    fresh = window_partitions(cfg).get_partition_keys(current_time=now)
+    assert 6 <= len(fresh) <= 7  # one day of 4-hourly windows: the newest exists for the schedule
+    first = fresh[1]
+    tw = window_partitions(cfg).time_window_for_partition_key(first)
+    take_backup(cfg.databases[0], Clients(cfg).store(cfg.primary), cfg.backup,
+                window=make_window(first, tw.start, tw.end, None), now=lambda: tw.end + timedelta(minutes=1))
+    partitions._STARTS.clear()  # a new process (the next code-location load)
+    keys = window_partitions(load_config(path)).get_partition_keys(current_time=now)
+    assert keys[0] == first and keys[-1] == fresh[-1]
+    assert drill_partitions(load_config(path)).get_partition_keys(current_time=now + timedelta(days=8))
+    # remembered: the range does not move when retention later removes the first backup
+    for info in list(Clients(cfg).store(cfg.primary).list("backups/")):
+        Clients(cfg).store(cfg.primary).delete(info.key)
+    partitions._STARTS.clear()
+    assert window_partitions(load_config(path)).get_partition_keys(current_time=now)[0] == first
+    # a pinned start wins, without reading any region
+    pinned = write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
+                          [{"name": "gone", "kind": "local", "path": str(tmp_path / "nowhere")}],
+                          backup={"start": "2026-03-01T00:00:00"})
+    assert window_partitions(load_config(pinned)).get_partition_keys(current_time=now)[0] == "2026-03-01-00:00"

@@ -17,8 +17,6 @@ from assets.guard import guarded
 from assets.partitions import backup_partitions, window_partitions
 from ops_project.backups.catalog import find_for_partition
 from ops_project.backups.layout import backup_prefix
-from ops_project.backups.replicate import replicate
-from ops_project.backups.take import take_backup
 from ops_project.backups.windows import make_window
 from ops_project.common.errors import BackupError, WindowClosedError
 from ops_project.common.markdown import table
@@ -82,6 +80,8 @@ def build_backup_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
     )
     @guarded
     def database_backup(context: AssetExecutionContext):
+        from ops_project.backups.take import take_backup  # the snapshot machinery, only in the run
+
         database, window_key = _dims(context)
         ops_cfg = context.resources.ops_config.load()
         tw = windows.time_window_for_partition_key(window_key)
@@ -151,6 +151,8 @@ def _replica_asset(cfg: OpsConfig, region: str, partitions) -> AssetsDefinition:
     )
     @guarded
     def backup_replica(context: AssetExecutionContext) -> MaterializeResult:
+        from ops_project.backups.replicate import replicate
+
         database, window_key = _dims(context)
         src = getattr(context.resources, region_key(primary)).store()
         dst = getattr(context.resources, region_key(region)).store()

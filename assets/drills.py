@@ -21,7 +21,6 @@ from dagster import (
 from assets.guard import guarded
 from assets.partitions import first_window
 from assets.verification import RESTORE_KEY
-from ops_project.backups.drills import DrillContext, report_region, run_drill, store_report
 from ops_project.config import OpsConfig
 from ops_project.notify.rules import REPORTED_BY_CHECKS
 from resources import database_key, region_key
@@ -75,6 +74,8 @@ def build_drill_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
     )
     @guarded
     def dr_drill(context: AssetExecutionContext):
+        from ops_project.backups.drills import DrillContext, report_region, run_drill, store_report
+
         ops_cfg = context.resources.ops_config.load()
         encryption = context.resources.encryption
         ctx = DrillContext(

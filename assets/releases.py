@@ -29,7 +29,6 @@ from assets.guard import guarded
 from ops_project.clients import Clients
 from ops_project.config import OpsConfig
 from ops_project.releases.baseline import ReleaseOutcome, last_good_outcome
-from ops_project.releases.validate import Verdict, validate
 
 DEPLOY_KEY = AssetKey("deploy_validation")
 releases_partitions = DynamicPartitionsDefinition(name="releases")
@@ -66,7 +65,8 @@ def _gate_specs() -> list[AssetCheckSpec]:
                 for name, what in GATES.items()]
 
 
-def _metadata(verdict: Verdict, previous: ReleaseOutcome | None) -> dict:
+def _metadata(verdict, previous: ReleaseOutcome | None) -> dict:
+    """``verdict``: an ``ops_project.releases.validate.Verdict``."""
     metadata = {
         "verdict": "passed" if verdict.passed else "failed",
         "summary": MetadataValue.md(verdict.markdown()),
@@ -126,6 +126,8 @@ def build_release_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         releases = ops_cfg.releases
         tag = context.partition_key
         previous = previous_good(context, tag)
+        from ops_project.releases.validate import validate  # HTTP and statistics, only in the run
+
         verdict = validate(tag, releases.target, previous=(previous.tag, previous.p95_ms) if previous else None,
                            previous_samples=previous.samples_ms if previous else None,
                            rollback_command=releases.rollback_command, rollback_env=releases.rollback_env,

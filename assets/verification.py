@@ -27,8 +27,8 @@ from assets.guard import guarded
 from assets.partitions import backup_partitions
 from ops_project.backups.blame import blame
 from ops_project.backups.catalog import find_for_partition
+from ops_project.backups.checklist import CHECKS
 from ops_project.backups.rpo import rpo_table, verified_rpo
-from ops_project.backups.verify import CHECKS, Report, record, verify
 from ops_project.common.checks import Outcome
 from ops_project.common.errors import StorageError
 from ops_project.common.names import identifier
@@ -52,7 +52,8 @@ def _window_checks(partitions) -> list[AssetCheckSpec]:
                 for name, (blocking, what) in CHECKS.items()]
 
 
-def check_results(report: Report) -> list[AssetCheckResult]:
+def check_results(report) -> list[AssetCheckResult]:
+    """``report``: an ``ops_project.backups.verify.Report``."""
     return [
         AssetCheckResult(
             asset_key=RESTORE_KEY, check_name=c.name, passed=c.passed,
@@ -119,6 +120,8 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             yield AssetObservation(asset_key=RESTORE_KEY, partition=context.partition_key,
                                    metadata={"skipped": reason, "region": source})
             return
+        from ops_project.backups.verify import record, verify  # the restore machinery, only in the run
+
         db_resource = getattr(context.resources, database_key(database))
         report = verify(store, ops_cfg.database(database), entry.manifest, rto_minutes=ops_cfg.objectives.rto_minutes,
                         identities=context.resources.encryption.identities(),

@@ -150,7 +150,7 @@ def test_the_partition_range_starts_at_the_first_backup(tmp_path, demo_db, write
     now = datetime.now(UTC)
     cfg = load_config(path)
     fresh = window_partitions(cfg).get_partition_keys(current_time=now)
-    assert 6 <= len(fresh) <= 7  # one day of 4-hourly windows: the newest exists for the schedule
+    assert 5 <= len(fresh) <= 6  # about a day of 4-hourly windows: the newest exists for the schedule
     first = fresh[1]
     tw = window_partitions(cfg).time_window_for_partition_key(first)
     take_backup(cfg.databases[0], Clients(cfg).store(cfg.primary), cfg.backup,

@@ -20,7 +20,6 @@ from ops_project.backups.layout import backup_prefix
 from ops_project.backups.windows import make_window
 from ops_project.common.errors import BackupError, WindowClosedError
 from ops_project.common.markdown import table
-from ops_project.common.names import identifier
 from ops_project.config import OpsConfig
 from resources import database_key, region_key
 
@@ -28,7 +27,8 @@ BACKUP_KEY = AssetKey("database_backup")
 
 
 def replica_key(region: str) -> AssetKey:
-    return AssetKey(["backup_replica", identifier(region)])
+    """``backup_replica/<region>``: the UI labels the asset with the region's own name (``eu-west-1``)."""
+    return AssetKey(["backup_replica", region])
 
 
 def _dims(context: AssetExecutionContext) -> tuple[str, str]:
@@ -67,6 +67,7 @@ def build_backup_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         required_resource_keys={"ops_config", "encryption", region_key(primary), *db_keys},
         kinds={*engine_kinds(cfg), "zstd"},
         group_name="backups",
+        owners=cfg.owners,
         op_tags={"ops/kind": "backup"},
         output_required=False,  # a window asked for after it closed is skipped (missing), not failed (red)
         description=(
@@ -143,6 +144,7 @@ def _replica_asset(cfg: OpsConfig, region: str, partitions) -> AssetsDefinition:
         required_resource_keys={region_key(primary), region_key(region)},
         kinds={"s3"} if cfg.region(region).kind == "s3" else {"file"},
         group_name="backups",
+        owners=cfg.owners,
         op_tags={"ops/kind": "replication", "ops/region": region},
         description=(
             f"The window's backup copied from {primary} to {region} and verified there (sha256 of the stored "

@@ -63,6 +63,7 @@ def build_drill_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
                                     f"RTO and RPO objectives") for s in scenarios],
         kinds={"python"},
         group_name="disaster_recovery",
+        owners=cfg.owners,
         op_tags={"ops/kind": "drill"},
         description=(
             "The weekly DR drill. region_loss: the primary region is treated as gone and every database is restored "

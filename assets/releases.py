@@ -27,6 +27,7 @@ from dagster._utils.warnings import PreviewWarning
 
 from assets.guard import guarded
 from ops_project.clients import Clients
+from ops_project.common.checks import failure_summary
 from ops_project.config import OpsConfig
 from ops_project.releases.baseline import ReleaseOutcome, last_good_outcome
 
@@ -104,6 +105,7 @@ def build_release_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
     @multi_asset(
         specs=[AssetSpec(
             DEPLOY_KEY, partitions_def=releases_partitions, skippable=True, kinds={"http"}, group_name="releases",
+            owners=cfg.owners,
             description=(
                 "Is the deployed service really this release, and does it work? The served /version must equal the "
                 "tag (waiting for the rollout), every health endpoint must answer, the booking smoke flow (services "
@@ -144,8 +146,7 @@ def build_release_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         context.log.error(verdict.markdown())
         yield AssetObservation(asset_key=DEPLOY_KEY, partition=tag, metadata=metadata)
         yield from checks
-        raise Failure(description=f"release {tag} failed deploy validation: " + "; ".join(
-            f"{c.name}: {c.message}" for c in verdict.checks if not c.passed) + ". " + verdict.rollback_summary(),
-            metadata=metadata)
+        raise Failure(description=f"release {tag} failed deploy validation: {failure_summary(verdict.checks)}. "
+                                  f"{verdict.rollback_summary()}", metadata=metadata)
 
     return [deploy_validation]

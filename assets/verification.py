@@ -80,6 +80,7 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         specs=[AssetSpec(
             RESTORE_KEY, deps=upstream, partitions_def=partitions, skippable=True, kinds=engine_kinds(cfg),
             group_name="backups",
+            owners=cfg.owners,
             description=(
                 f"The window's backup restored from region {source} (the disaster-recovery path) into a scratch "
                 f"database and proven whole: sha256 of stored and plaintext bytes, the engine's own integrity "
@@ -165,6 +166,7 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
                                     description=f"the newest verified backup of {db.name} is within the RPO")
                      for db in cfg.databases],
         group_name="backups",
+        owners=cfg.owners,
         kinds={"python"},
         op_tags={"ops/kind": "rpo"},
         description=(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,6 +24,7 @@ from ops_project.notify.config import AlertsConfig
 from ops_project.releases.config import ReleasesConfig
 from ops_project.storage.config import RegionConfig, regions_overlap
 
+OWNER = re.compile(r"team:[A-Za-z0-9_-]+|[^@\s]+@[^@\s]+\.[^@\s]+")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "ops.yaml"
 
@@ -37,7 +39,17 @@ class OpsConfig(Strict):
     drills: DrillConfig = DrillConfig()
     releases: ReleasesConfig | None = None
     alerts: AlertsConfig | None = None
+    owners: list[str] = []  # who answers for every asset: e-mail addresses or team:NAME (shown in the UI)
     source: Path | None = Field(None, exclude=True)
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, value: list[str]) -> list[str]:
+        for owner in value:
+            if not OWNER.fullmatch(owner):
+                raise ValueError(f"{owner!r} is not an owner: use an e-mail address (oncall@example.com) or "
+                                 f"team:NAME (team:sre)")
+        return value
 
     @field_validator("timezone")
     @classmethod

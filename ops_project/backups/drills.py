@@ -30,6 +30,7 @@ from ops_project.backups.layout import backup_prefix
 from ops_project.backups.restore import fetch, restore_postgres
 from ops_project.backups.scratch import scratch_database, scratch_directory
 from ops_project.backups.verify import verify
+from ops_project.common.checks import failure_summary
 from ops_project.common.config import DatabaseConfig
 from ops_project.common.errors import OpsError
 from ops_project.common.markdown import table
@@ -91,18 +92,23 @@ class DrillReport:
         return all(r.passed for r in self.results)
 
     def markdown(self) -> str:
-        rows = []
+        """A narrow table (one line per scenario and database) and the notes below it, each said once: the
+        table fits the page however long an error is."""
+        rows, notes = [], {}
         for r in self.results:
             rto = f"{r.rto_seconds:.1f} s" if r.rto_seconds is not None else "-"
             rpo = f"{r.rpo_minutes:.1f} min" if r.rpo_minutes is not None else "-"
+            text = "; ".join(r.notes)
+            ref = notes.setdefault(text, len(notes) + 1) if text else None
             rows.append((r.scenario, r.database, r.region or "-", r.backup_id or "-", rto, rpo,
-                         "pass" if r.passed else "FAIL", "; ".join(r.notes)))
+                         "pass" if r.passed else "FAIL", f"[{ref}]" if ref else "-"))
         return "\n".join([
             f"## DR drill {self.drill_id}: {'PASSED' if self.passed else 'FAILED'}", "",
             f"Started {self.started_at}. Objectives: RTO {self.rto_objective_seconds / 60:.0f} min, "
             f"RPO {self.rpo_objective_minutes:.0f} min.", "",
             table(["scenario", "database", "restored from", "backup", "RTO achieved", "RPO achieved", "result",
-                   "notes"], rows)])
+                   "note"], rows), "",
+            *(f"{n}. {text}" for text, n in notes.items())])
 
     def summary(self, scenario: str) -> ScenarioSummary:
         """One scenario across every database: passed only if it passed for all; the worst RTO and RPO."""
@@ -185,7 +191,7 @@ def region_loss(ctx: DrillContext, db: DatabaseConfig) -> ScenarioResult:
     result.phases = {"download": report.timings.download, "decode": report.timings.decode,
                      "restore": report.timings.restore, "checks": report.timings.checks}
     result.notes.append("restored and verified" if report.passed else
-                        "verification failed: " + "; ".join(f"{c.name}: {c.message}" for c in report.failures))
+                        "verification failed: " + failure_summary(report.failures))
     return _judge(ctx, result, report.passed)
 
 

@@ -36,13 +36,31 @@ def all_passed(checks: Iterable[Check]) -> bool:
     return all(c.passed for c in checks if c.blocking)
 
 
+def failure_summary(checks: Iterable[Check]) -> str:
+    """Every distinct failure once, in the order first met: ``a, b: why; c: why else``.
+
+    One cause (a corrupt object) often fails many checks with the same words; saying it once per check buries
+    it, and the report no longer fits the page.
+    """
+    groups: dict[str, list[str]] = {}
+    for c in checks:
+        if not c.passed:
+            groups.setdefault(c.message, []).append(c.name)
+    return "; ".join(f"{', '.join(names)}: {message}" for message, names in groups.items())
+
+
 def render(title: str, checks: Sequence[Check], *, before: Sequence[str] = (), after: Sequence[str] = ()) -> str:
-    """``### title``, optional lines, the check table (check | result | detail), optional lines."""
+    """``### title``, optional lines, the check table (check | result | detail), optional lines. A detail
+    already shown for an earlier check reads "same as <that check>", so that each error appears once."""
     lines = [f"### {title}", ""]
     if before:
         lines += [*before, ""]
-    lines.append(table(["check", "result", "detail"],
-                       [(c.name, "pass" if c.passed else "FAIL", c.message) for c in checks]))
+    first_with: dict[str, str] = {}
+    rows = []
+    for c in checks:
+        shown = first_with.setdefault(c.message, c.name)
+        rows.append((c.name, "pass" if c.passed else "FAIL", c.message if shown == c.name else f"same as {shown}"))
+    lines.append(table(["check", "result", "detail"], rows))
     if after:
         lines += ["", *after]
     return "\n".join(lines)

@@ -86,3 +86,17 @@ def test_decompression_memory_is_bounded_whatever_the_data():
     sink = Sink()
     decompress_frame(io.BytesIO(frame), sink, what="zeros", expected_size=size)
     assert sink.total == size and sink.biggest <= CHUNK
+
+
+def test_a_repeated_error_is_said_once():
+    from ops_project.common.checks import Check, failure_summary, render
+
+    cause = "data.sqlite.zst: sha256 differs from the manifest (the object is corrupt)"
+    checks = [Check("stored_sha256", False, "sha256 abc, manifest def"), Check("plaintext_sha256", False, cause),
+              Check("engine_integrity", False, cause), Check("row_counts", False, cause),
+              Check("rto_within_objective", True, "0.2s of 7200s")]
+    summary = failure_summary(checks)
+    assert summary == (f"stored_sha256: sha256 abc, manifest def; plaintext_sha256, engine_integrity, row_counts: "
+                       f"{cause}")
+    shown = render("verification", checks)
+    assert shown.count(cause) == 1 and shown.count("same as plaintext_sha256") == 2

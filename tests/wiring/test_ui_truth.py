@@ -102,6 +102,12 @@ def test_an_rpo_breach_and_a_failed_drill_fail_their_runs(setup, home_instance):
     meta = mat.asset_materialization.metadata
     assert meta["verdict"].value == "FAILED"
     assert not any(k.endswith("_achieved_seconds") for k in meta)  # nothing restored: no 0 s RTO
+    # the report's table fits the page: its rows point at notes below it, each said once
+    report = meta["report"].value
+    rows = [line for line in report.splitlines() if line.startswith("|")]
+    assert len(rows) >= 5 and all(len(line) < 150 for line in rows), rows
+    notes = [line for line in report.splitlines() if line[:1].isdigit() and ". " in line]
+    assert notes and len(notes) == len(set(notes)) and "[1]" in report
 
 
 def test_kinds_are_the_engines_configured(tmp_path, write_config, demo_db):
@@ -169,3 +175,21 @@ def test_the_partition_range_starts_at_the_first_backup(tmp_path, demo_db, write
                           [{"name": "gone", "kind": "local", "path": str(tmp_path / "nowhere")}],
                           backup={"start": "2026-03-01T00:00:00"})
     assert window_partitions(load_config(pinned)).get_partition_keys(current_time=now)[0] == "2026-03-01-00:00"
+
+
+def test_assets_carry_owners_from_config_and_replicas_their_region_name(tmp_path, write_config, demo_db):
+    from ops_project.common.errors import ConfigError
+
+    cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
+                                   [local_region(tmp_path, "af-south-1"), local_region(tmp_path, "eu-west-1")],
+                                   owners=["team:sre", "oncall@booking.example"]))
+    graph = build_definitions(cfg).get_repository_def().asset_graph
+    keys = list(graph.get_all_asset_keys())
+    assert len(keys) >= 5
+    for key in keys:
+        assert list(graph.get(key).owners) == ["team:sre", "oncall@booking.example"], key
+    replicas = [k for k in keys if k.path[0] == "backup_replica"]
+    assert [k.path for k in replicas] == [["backup_replica", "eu-west-1"]]  # the region's own name, as configured
+    with pytest.raises(ConfigError, match=r"owners: 'sre' is not an owner"):
+        load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
+                                 [local_region(tmp_path, "x")], owners=["sre"]))

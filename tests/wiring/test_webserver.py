@@ -35,12 +35,9 @@ def dagster_dev(tmp_path, demo_db, write_config, receiver):
                           alerts={"webhook_url_env": "OPS_T_WEBHOOK", "state_dir": str(tmp_path / "alerts")})
     home = tmp_path / "dagster_home"
     home.mkdir()
-    # At most one run per database at a time: a backfill over many windows queues behind it.
-    (home / "dagster.yaml").write_text(
-        "telemetry:\n  enabled: false\n"
-        "concurrency:\n  runs:\n    tag_concurrency_limits:\n"
-        "      - key: dagster/partition/database\n        value: {applyLimitPerUniqueValue: true}\n"
-        "        limit: 1\n")
+    # The shipped instance settings: one run per database at a time, a backfill over many windows queues
+    # behind it, and runs launched from the UI or a backfill get their ops/* tags from the run coordinator.
+    (home / "dagster.yaml").write_text((REPO / "deploy" / "dagster.local.yaml").read_text())
     port = free_ports(1)[0]
     env = dict(os.environ, DAGSTER_HOME=str(home), OPS_CONFIG=str(config),
                OPS_T_WEBHOOK=receiver[0] + "/hooks/T000/B000/XXXX")
@@ -183,6 +180,9 @@ def test_restore_verification_backfill_over_windows(dagster_dev, receiver):
                {"id": backfill_id})["runsOrError"]["results"]
     by_window = {next(t["value"] for t in r["tags"] if t["key"] == "dagster/partition/window"): r for r in runs}
     assert set(by_window) == set(keys)
+    for run in runs:  # a backfill's runs carry the scheduled runs' tags (the run coordinator adds them)
+        tags = {t["key"]: t["value"] for t in run["tags"]}
+        assert tags["ops/kind"] == "restore" and tags["ops/database"] == "booking", tags
     assert [by_window[k]["status"] for k in keys] == ["SUCCESS", "FAILURE", "SUCCESS", "SUCCESS"]
     # The corrupt window fails with what it is; the window without a backup succeeds with nothing to verify.
     events = gql(port, """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {

@@ -14,7 +14,7 @@ from dagster import (
 from ops_project.backups.history import history_start
 from ops_project.config import OpsConfig
 
-WINDOW_FMT = "%Y-%m-%d-%H:%M"
+WINDOW_FMT = "%Y-%m-%d-%H:%M%z"  # the window's start in local time with its UTC offset: 2026-11-22-04:00+0200
 
 _STARTS: dict[tuple, datetime] = {}
 

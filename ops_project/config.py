@@ -1,4 +1,4 @@
-"""The configuration contract (DESIGN.md): one YAML file, validated on load.
+"""The configuration contract: one YAML file (README.md, "Configuration"), validated on load.
 
 The root model composes each domain's own section (``<domain>/config.py``). Secrets never live in
 the file: fields ending in ``_env`` name the environment variable that holds them, and those are
@@ -184,7 +184,7 @@ def load_config(path: str | os.PathLike | None = None) -> OpsConfig:
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
-                msg = "unknown key (check the spelling against DESIGN.md)"
+                msg = "unknown key (check the spelling against README.md, \"Configuration\")"
             problems.append(f"{file}: {_loc(err['loc'])}: {msg}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
     return cfg.model_copy(update={"source": file})

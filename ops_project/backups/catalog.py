@@ -121,7 +121,18 @@ def complete_backups(store: ObjectStore, database: str) -> list[BackupEntry]:
     return [e for e in list_backups(store, database) if e.complete]
 
 
+def same_window(recorded: str | None, key: str) -> bool:
+    """Whether a manifest's partition key names window ``key``. Keys carry their UTC offset
+    (``2026-11-22-04:00+0200``); backups taken before they did recorded the same local time without it."""
+    if recorded is None:
+        return False
+    if recorded == key:
+        return True
+    local = key[:16]  # YYYY-mm-dd-HH:MM
+    return recorded == local and len(key) > 16 and key[16] in "+-"
+
+
 def find_for_partition(store: ObjectStore, database: str, partition_key: str) -> BackupEntry | None:
     """The newest complete backup taken for a partition (window) key, if any."""
-    matches = [e for e in complete_backups(store, database) if e.manifest.partition_key == partition_key]
+    matches = [e for e in complete_backups(store, database) if same_window(e.manifest.partition_key, partition_key)]
     return matches[-1] if matches else None

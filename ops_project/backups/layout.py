@@ -1,4 +1,4 @@
-"""Where backups live in a region (DESIGN.md, "Backups in a region").
+"""Where backups live in a region (README.md, "Restoring by hand"; the object layout other tools rely on).
 
     backups/<database>/<backup_id>/data.<ext>      the stored bytes
     backups/<database>/<backup_id>/manifest.json   written last: its presence makes the backup complete

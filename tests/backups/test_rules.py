@@ -84,7 +84,10 @@ def test_drill_summary_per_scenario_is_the_worst_database():
     nothing = report.summary("corrupt_latest")
     assert not nothing.passed and nothing.description == "no database was drilled"  # never green when unsure
     assert nothing.worst_rto_seconds is None and nothing.worst_rpo_minutes is None  # no 0 s for what did not happen
-    assert "| region_loss | core | - | - | 9.5 s | 20.0 min | FAIL | RTO missed |" in report.markdown()
+    shown = report.markdown()  # each note once, below the table, which stays narrow
+    assert "| region_loss | core | - | - | 9.5 s | 20.0 min | FAIL | [2] |" in shown
+    assert shown.endswith("1. restored\n2. RTO missed")
+    assert "| database_loss | booking | - | - | 1.0 s | 5.0 min | pass | - |" in shown
 
 
 def test_rpo_table_and_status(tmp_path):
@@ -138,3 +141,17 @@ def test_a_queue_delay_is_forgiven_for_one_window_length_only():
     check_window(window, end + timedelta(hours=4, minutes=59), requested_at=end)  # 09:00 + one window length
     with pytest.raises(WindowClosedError):  # weeks later, the snapshot would not be the window's data
         check_window(window, end + timedelta(days=19), requested_at=end)
+
+
+def test_window_keys_carry_their_offset_and_still_find_older_backups():
+    from datetime import datetime as dt
+
+    from assets.partitions import WINDOW_FMT
+    from ops_project.backups.catalog import same_window
+
+    key = "2026-11-22-04:00+0200"
+    assert dt.strptime(key, WINDOW_FMT).utcoffset().total_seconds() == 7200
+    assert same_window(key, key)
+    assert same_window("2026-11-22-04:00", key)  # recorded before keys carried their offset
+    assert not same_window("2026-11-22-08:00", key) and not same_window(None, key)
+    assert not same_window("2026-11-22-04:00+0100", key)  # the same wall-clock time an hour apart

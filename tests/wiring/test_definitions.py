@@ -77,15 +77,15 @@ def test_backup_schedule_ticks_at_window_ends_in_johannesburg():
                                                              repository_def=repo)).run_requests
     assert len(requests) == 1
     req = requests[0]
-    assert req.partition_key == backup_partition_key("booking", "2026-11-22-04:00")
-    assert req.run_key == "backup|2026-11-22-04:00|booking"
+    assert req.partition_key == backup_partition_key("booking", "2026-11-22-04:00+0200")
+    assert req.run_key == "backup|2026-11-22-04:00+0200|booking"
     assert req.tags["ops/database"] == "booking" and req.tags["ops/kind"] == "backup"
     assert req.tags["dagster/priority"] == "10"  # ahead of queued restore tests: a backup window closes
     # Midnight in Johannesburg closes the 20:00 window of the previous local day.
     midnight = datetime(2026, 11, 23, 0, 0, tzinfo=JNB)
     req = schedule.evaluate_tick(build_schedule_context(scheduled_execution_time=midnight,
                                                            repository_def=repo)).run_requests[0]
-    assert req.partition_key.keys_by_dimension["window"] == "2026-11-22-20:00"
+    assert req.partition_key.keys_by_dimension["window"] == "2026-11-22-20:00+0200"
     # The cron ticks in local time: 22:00 UTC is 00:00 SAST, a tick; 00:00 UTC (02:00 SAST) is not.
     from dagster._utils.schedules import cron_string_iterator
 

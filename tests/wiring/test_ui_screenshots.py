@@ -113,6 +113,7 @@ def _open(page, url: str) -> None:
     welcome = page.get_by_role("button", name="Skip")  # the first-visit newsletter dialog
     if welcome.count():
         welcome.click()
+        page.get_by_text("Join the Dagster community").wait_for(state="hidden")  # faded out: nothing dimmed
 
 
 def partitions_page(stage, browser):

@@ -174,7 +174,7 @@ def test_the_partition_range_starts_at_the_first_backup(tmp_path, demo_db, write
     pinned = write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
                           [{"name": "gone", "kind": "local", "path": str(tmp_path / "nowhere")}],
                           backup={"start": "2026-03-01T00:00:00"})
-    assert window_partitions(load_config(pinned)).get_partition_keys(current_time=now)[0] == "2026-03-01-00:00"
+    assert window_partitions(load_config(pinned)).get_partition_keys(current_time=now)[0] == "2026-03-01-00:00+0200"
 
 
 def test_assets_carry_owners_from_config_and_replicas_their_region_name(tmp_path, write_config, demo_db):

@@ -166,8 +166,32 @@ def runs_page(stage, browser):
     assert colours(shots / "runs-drill-row.png")["red"] > 20
 
 
+def materialize_all(stage, browser):
+    """"Materialize all" offers the windows since the first backup, none chosen until on-call picks them (not a
+    backfill of every window since a fixed date)."""
+    base, w, shots = stage
+    page = browser
+    _open(page, f"{base}/asset-groups/backups")
+    page.get_by_text("Materialize all").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Partition selection").wait_for()
+    page.screenshot(path=shots / "materialize-all.png", full_page=True)
+    text = dialog.inner_text()
+    assert w["corrupt"] in text and w["good"] in text  # the range: first backup's window .. the newest
+    older = window_partitions_before(w["corrupt"])
+    assert older not in text
+    assert dialog.get_by_role("button", name="Launch backfill").is_disabled()  # nothing chosen for you
+
+
+def window_partitions_before(key: str) -> str:
+    """The window key four hours before ``key`` (same offset)."""
+    start = datetime.strptime(key, "%Y-%m-%d-%H:%M%z") - timedelta(hours=4)
+    return start.strftime("%Y-%m-%d-%H:%M%z")
+
+
 def test_what_on_call_sees(stage, browser):
-    """One ``dagster dev`` for the three pages (each start costs about 20 s)."""
+    """One ``dagster dev`` for the pages (each start costs about 20 s)."""
     partitions_page(stage, browser)
     check_history(stage, browser)
     runs_page(stage, browser)
+    materialize_all(stage, browser)

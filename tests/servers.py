@@ -143,3 +143,89 @@ def dagster_dev(home: Path, config: Path, log_path: Path, *, env: dict | None = 
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         log.close()
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+LOG_PREFIX = "%t:%r:%u@%d:[%p]: "  # not the default: the analysis must be told it
+
+
+@dataclass
+class LoggingPostgres:
+    """A PostgreSQL server of the tests' own: pg_stat_statements preloaded, every statement logged to stderr,
+    csvlog and jsonlog at once (``log_min_duration_statement = 0``, a non-default ``log_line_prefix``)."""
+
+    port: int
+    data: Path
+    logs: Path
+    url: str
+
+    def marks(self) -> dict[Path, int]:
+        """Where each log file ends now: ``tail_since`` gives what was written after."""
+        return {p: p.stat().st_size for p in self.logs.iterdir() if p.is_file()}
+
+    def tail_since(self, marks: dict[Path, int], dest: Path, *, wait: float = 1.0) -> dict[str, Path]:
+        """The log written since ``marks``, one file per format (stderr, csvlog, jsonlog), copied into ``dest``."""
+        time.sleep(wait)  # the logging collector writes asynchronously
+        dest.mkdir(parents=True, exist_ok=True)
+        out = {}
+        for kind, suffix in (("stderr", ".log"), ("csvlog", ".csv"), ("jsonlog", ".json")):
+            chunks = []
+            for path in sorted(self.logs.glob(f"*{suffix}")):
+                with open(path, "rb") as fh:
+                    fh.seek(marks.get(path, 0))
+                    chunks.append(fh.read())
+            target = dest / f"postgresql{suffix}"
+            target.write_bytes(b"".join(chunks))
+            out[kind] = target
+        return out
+
+
+def _as_postgres(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    """initdb and pg_ctl refuse to run as root: run them as the postgres user when we are root."""
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+@contextlib.contextmanager
+def logging_postgres(*, max_statements: int = 5000, timeout: float = 60):
+    import pytest
+
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail(f"{PG_BIN}/initdb is missing: the tests need the machine's PostgreSQL 15 server binaries "
+                    f"(apt-get install postgresql-15)", pytrace=False)
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="ops-pg-"))
+    data, logs = root / "data", root / "logs"
+    logs.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(logs, "postgres")
+    made = _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
+                         "--no-sync"])
+    if made.returncode != 0:
+        pytest.fail(f"initdb failed: {made.stderr[-2000:]}", pytrace=False)
+    port = free_ports(1)[0]
+    settings = {
+        "listen_addresses": "'127.0.0.1'", "port": str(port), "unix_socket_directories": f"'{root}'",
+        "shared_preload_libraries": "'pg_stat_statements'", "pg_stat_statements.max": str(max_statements),
+        "pg_stat_statements.track": "all", "logging_collector": "on",
+        "log_destination": "'stderr,csvlog,jsonlog'", "log_directory": f"'{logs}'",
+        "log_filename": "'postgresql.log'", "log_rotation_age": "0", "log_rotation_size": "0",
+        "log_min_duration_statement": "0", "log_line_prefix": f"'{LOG_PREFIX}'", "log_checkpoints": "on",
+        "log_connections": "on", "log_disconnections": "on", "log_autovacuum_min_duration": "0",
+        "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "shared_buffers": "32MB",
+    }
+    with open(data / "postgresql.conf", "a") as conf:
+        conf.write("\n" + "\n".join(f"{k} = {v}" for k, v in settings.items()) + "\n")
+    started = _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w",
+                            "-t", str(int(timeout)), "start"])
+    if started.returncode != 0:
+        log = (root / "server.log").read_text() if (root / "server.log").exists() else ""
+        pytest.fail(f"pg_ctl start failed: {started.stderr[-1500:]} {log[-1500:]}", pytrace=False)
+    try:
+        yield LoggingPostgres(port, data, logs, f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    finally:
+        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
+        shutil.rmtree(root, ignore_errors=True)

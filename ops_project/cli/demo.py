@@ -32,7 +32,7 @@ def cmd_demo_api(args: argparse.Namespace) -> int:
         Clients(cfg).database_url(demo)  # generates the configured demo database on first use
         db = demo.path
     print(f"demo booking API {args.version} on http://{args.host}:{args.port} (database {db})", file=sys.stderr)
-    serve(db, args.version, args.port, host=args.host, latency_ms=args.latency_ms)
+    serve(db, args.version, args.port, host=args.host, latency_ms=args.latency_ms, query_log=args.query_log)
     return 0
 
 
@@ -51,5 +51,7 @@ def add_parsers(sub) -> list[argparse.ArgumentParser]:
     api.add_argument("--version", required=True, help="the release this instance serves, e.g. v1.4.2")
     api.add_argument("--db", help="SQLite database (default: the configured demo database)")
     api.add_argument("--latency-ms", type=int, default=0, help="add this delay to every request (chaos)")
+    api.add_argument("--query-log", help="append every statement to this file as JSON lines, in the shape D1's "
+                                         "query insights give (for `queries analyze --format sqlite-jsonl`)")
     api.set_defaults(func=cmd_demo_api)
     return [api]

@@ -40,13 +40,21 @@ def _iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def create_app(db_path: str | Path, version: str, *, latency_ms: int = 0) -> Starlette:
+def create_app(db_path: str | Path, version: str, *, latency_ms: int = 0, query_log: str | Path | None = None
+               ) -> Starlette:
+    """``query_log``: a file to append every statement to, as D1's query insights give them (JSON lines)."""
     db_path = Path(db_path)
+    factory = None
+    if query_log is not None:
+        from ops_project.demo.querylog import QueryLog, logged_connection
+
+        factory = logged_connection(QueryLog(query_log))
 
     def connect() -> sqlite3.Connection:
         if not db_path.is_file():
             raise ApiError(503, "database unavailable")
-        con = sqlite3.connect(Path(db_path).resolve().as_uri() + "?mode=rw", uri=True, timeout=5)
+        con = sqlite3.connect(Path(db_path).resolve().as_uri() + "?mode=rw", uri=True, timeout=5,
+                              **({"factory": factory} if factory else {}))
         con.row_factory = sqlite3.Row
         con.execute("PRAGMA foreign_keys=ON")
         return con
@@ -220,7 +228,9 @@ def create_app(db_path: str | Path, version: str, *, latency_ms: int = 0) -> Sta
     ])
 
 
-def serve(db_path: str | Path, version: str, port: int, *, host: str = "127.0.0.1", latency_ms: int = 0) -> None:
+def serve(db_path: str | Path, version: str, port: int, *, host: str = "127.0.0.1", latency_ms: int = 0,
+          query_log: str | Path | None = None) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(db_path, version, latency_ms=latency_ms), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(db_path, version, latency_ms=latency_ms, query_log=query_log), host=host, port=port,
+                log_level="warning")

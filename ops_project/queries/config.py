@@ -1,0 +1,27 @@
+"""The ``queries`` section: where each database's query logs are, and how reports rank and compare."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from ops_project.common.config import Strict
+
+LogFormat = Literal["auto", "stderr", "csvlog", "jsonlog", "sqlite-jsonl"]
+
+
+class QuerySource(Strict):
+    database: str
+    kind: Literal["postgres_log", "pg_stat_statements", "sqlite_jsonl"]
+    paths: list[Path] = []  # files or globs; .gz is read as gzip
+    format: LogFormat = "auto"
+    log_line_prefix: str | None = None  # the server's log_line_prefix (stderr logs); default '%m [%p] '
+
+
+class QueriesConfig(Strict):
+    sources: list[QuerySource] = []
+    top: int = Field(50, ge=1, le=10000)
+    regression_factor: float = Field(1.5, gt=1)
+    keep_examples: bool = False  # literals stay out of reports unless turned on

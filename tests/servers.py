@@ -159,25 +159,44 @@ class LoggingPostgres:
     logs: Path
     url: str
 
-    def marks(self) -> dict[Path, int]:
-        """Where each log file ends now: ``tail_since`` gives what was written after."""
+    def marks(self, dest: Path) -> dict[Path, int]:
+        """Where each log file ends once everything logged so far is written (``dest``: scratch for the sync):
+        ``tail_since`` gives what was written after."""
+        self.tail_since({}, dest)
         return {p: p.stat().st_size for p in self.logs.iterdir() if p.is_file()}
 
-    def tail_since(self, marks: dict[Path, int], dest: Path, *, wait: float = 1.0) -> dict[str, Path]:
-        """The log written since ``marks``, one file per format (stderr, csvlog, jsonlog), copied into ``dest``."""
-        time.sleep(wait)  # the logging collector writes asynchronously
+    def tail_since(self, marks: dict[Path, int], dest: Path, *, timeout: float = 20) -> dict[str, Path]:
+        """The log written since ``marks``, one file per format (stderr, csvlog, jsonlog), copied into ``dest``.
+
+        The logging collector writes each destination on its own: a sentinel statement is logged last, and the
+        copy is taken once every format holds it."""
+        import uuid
+
+        import psycopg
+
+        sentinel = f"ops-log-sentinel-{uuid.uuid4().hex}"
+        with psycopg.connect(self.url, autocommit=True) as con:
+            con.execute(f"SELECT '{sentinel}'")
         dest.mkdir(parents=True, exist_ok=True)
-        out = {}
-        for kind, suffix in (("stderr", ".log"), ("csvlog", ".csv"), ("jsonlog", ".json")):
-            chunks = []
-            for path in sorted(self.logs.glob(f"*{suffix}")):
-                with open(path, "rb") as fh:
-                    fh.seek(marks.get(path, 0))
-                    chunks.append(fh.read())
-            target = dest / f"postgresql{suffix}"
-            target.write_bytes(b"".join(chunks))
-            out[kind] = target
-        return out
+        deadline = time.monotonic() + timeout
+        while True:
+            out, complete = {}, True
+            for kind, suffix in (("stderr", ".log"), ("csvlog", ".csv"), ("jsonlog", ".json")):
+                chunks = []
+                for path in sorted(self.logs.glob(f"*{suffix}")):
+                    with open(path, "rb") as fh:
+                        fh.seek(marks.get(path, 0))
+                        chunks.append(fh.read())
+                data = b"".join(chunks)
+                complete = complete and sentinel.encode() in data and data.endswith(b"\n")
+                target = dest / f"postgresql{suffix}"
+                target.write_bytes(data)
+                out[kind] = target
+            if complete:
+                return out
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server's logs did not show {sentinel} within {timeout:.0f} s")
+            time.sleep(0.1)
 
 
 def _as_postgres(cmd: list[str], **kw) -> subprocess.CompletedProcess:

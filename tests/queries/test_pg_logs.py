@@ -45,7 +45,7 @@ def workload(pg, tmp_path, *modes: str) -> dict[str, object]:
     """Run the script once per protocol mode; return the log written meanwhile, one file per format."""
     script = tmp_path / "workload.sql"
     script.write_text(SCRIPT)
-    marks = pg.marks()
+    marks = pg.marks(tmp_path / "sync")
     for mode in modes:
         done = subprocess.run([str(PG_BIN / "pgbench"), "-n", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
                                "-M", mode, "-c", "1", "-t", str(TRANSACTIONS), "-f", str(script), "postgres"],

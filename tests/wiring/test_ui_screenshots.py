@@ -175,6 +175,7 @@ def materialize_all(stage, browser):
     page.get_by_text("Materialize all").first.click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("Partition selection").wait_for()
+    dialog.get_by_text(w["good"]).first.wait_for()  # the range's labels load after the dialog opens
     page.screenshot(path=shots / "materialize-all.png", full_page=True)
     text = dialog.inner_text()
     assert w["corrupt"] in text and w["good"] in text  # the range: first backup's window .. the newest

@@ -21,6 +21,7 @@ from ops_project.common.config import DatabaseConfig, Strict
 from ops_project.common.errors import ConfigError, UnknownNameError
 from ops_project.common.names import identifier
 from ops_project.notify.config import AlertsConfig
+from ops_project.queries.config import QueriesConfig
 from ops_project.releases.config import ReleasesConfig
 from ops_project.storage.config import RegionConfig, regions_overlap
 
@@ -39,6 +40,7 @@ class OpsConfig(Strict):
     drills: DrillConfig = DrillConfig()
     releases: ReleasesConfig | None = None
     alerts: AlertsConfig | None = None
+    queries: QueriesConfig = QueriesConfig()
     owners: list[str] = []  # who answers for every asset: e-mail addresses or team:NAME (shown in the UI)
     source: Path | None = Field(None, exclude=True)
 
@@ -75,6 +77,9 @@ class OpsConfig(Strict):
             if regions_overlap(a, b):
                 raise ValueError(f"regions {a.name} and {b.name} overlap (the same or nested locations): a "
                                  f"replica there would be no copy at all; give each region its own place")
+        unknown = sorted({s.database for s in self.queries.sources} - {d.name for d in self.databases})
+        if unknown:
+            raise ValueError(f"queries.sources: no database named {', '.join(unknown)} under databases")
         if self.restore.region and self.restore.region not in {r.name for r in self.regions}:
             raise ValueError(f"restore.region: {self.restore.region!r} is not one of the configured regions")
         return self
@@ -155,6 +160,11 @@ def _resolve_paths(raw: dict, base: Path) -> None:
             fix(raw[section], "scratch_dir")
     if isinstance(raw.get("alerts"), dict):
         fix(raw["alerts"], "state_dir")
+    queries = raw.get("queries")
+    for source in (queries.get("sources") or []) if isinstance(queries, dict) else []:
+        if isinstance(source, dict) and isinstance(source.get("paths"), list):
+            source["paths"] = [str(base / p) if isinstance(p, str) and not Path(p).expanduser().is_absolute()
+                               else p for p in source["paths"]]
     releases = raw.get("releases")
     if isinstance(releases, dict) and isinstance(releases.get("repo"), str) and \
             "://" not in releases["repo"] and not releases["repo"].startswith("git@"):

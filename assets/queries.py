@@ -1,0 +1,84 @@
+"""``slow_query_report``: one database's statements of one day, ranked and compared with the day before."""
+
+import json
+from datetime import date, timedelta
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    DailyPartitionsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    MultiPartitionsDefinition,
+    StaticPartitionsDefinition,
+    asset,
+)
+
+from assets.guard import guarded
+from assets.partitions import first_window
+from ops_project.config import OpsConfig
+from resources import region_key
+
+QUERIES_KEY = AssetKey("slow_query_report")
+
+
+def analysed_databases(cfg: OpsConfig) -> list[str]:
+    """The databases that have a query log configured, in configuration order."""
+    named = {s.database for s in cfg.queries.sources if s.kind != "pg_stat_statements"}
+    return [db.name for db in cfg.databases if db.name in named]
+
+
+def query_partitions(cfg: OpsConfig) -> MultiPartitionsDefinition:
+    """Day (configured time zone) × database; days from 30 before the backup history's start, to backfill."""
+    start = (first_window(cfg) - timedelta(days=30)).date()
+    return MultiPartitionsDefinition({
+        "database": StaticPartitionsDefinition(analysed_databases(cfg)),
+        "day": DailyPartitionsDefinition(start_date=start.isoformat(), timezone=cfg.timezone),
+    })
+
+
+def build_query_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
+    if not analysed_databases(cfg):
+        return []
+    primary = cfg.primary.name
+
+    @asset(
+        key=QUERIES_KEY,
+        partitions_def=query_partitions(cfg),
+        required_resource_keys={"ops_config", region_key(primary)},
+        kinds={"postgres" if any(d.engine == "postgres" for d in cfg.databases
+                                 if d.name in analysed_databases(cfg)) else "sqlite", "python"},
+        group_name="queries",
+        owners=cfg.owners,
+        op_tags={"ops/kind": "queries"},
+        description=(
+            "One database's statements of one day, from its PostgreSQL logs (stderr, csvlog, jsonlog) or SQLite "
+            "query logs, grouped by fingerprint (the same query whatever its literals, parameters or IN-list "
+            "length), ranked by total time, and compared with the day before: new and gone query shapes, and "
+            "regressions (one-sided Mann-Whitney U, p95 over regression_factor). Stored as JSON under "
+            f"reports/queries/<database>/<day>.json in {primary}. A day whose logs hold no statement fails."),
+    )
+    @guarded
+    def slow_query_report(context: AssetExecutionContext) -> MaterializeResult:
+        from ops_project.queries.daily import daily_report, markdown, report_key, to_bytes
+
+        keys = context.partition_key.keys_by_dimension
+        database, day = keys["database"], keys["day"]
+        ops_cfg = context.resources.ops_config.load()
+        store = getattr(context.resources, region_key(primary)).store()
+        before = report_key(database, (date.fromisoformat(day) - timedelta(days=1)).isoformat())
+        previous = json.loads(store.get_bytes(before)) if store.exists(before) else None
+        rep = daily_report(ops_cfg.queries, database, day, ops_cfg.tz, previous)
+        store.put_bytes(report_key(database, day), to_bytes(rep))
+        parsed = rep["statements"] - rep["unparsed_statements"]
+        return MaterializeResult(metadata={
+            "statements": rep["statements"], "query_shapes": rep["fingerprints"],
+            "total_seconds": round(rep["total_ms"] / 1000, 3),
+            "parsed_share": round(parsed / rep["statements"], 4) if rep["statements"] else 0.0,
+            "new_shapes": len(rep["new"]), "gone_shapes": len(rep["gone"]), "regressed": len(rep["regressed"]),
+            "location": MetadataValue.path(store.describe(report_key(database, day))),
+            "report": MetadataValue.md(markdown(rep)),
+        })
+
+    return [slow_query_report]

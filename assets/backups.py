@@ -1,7 +1,7 @@
 """``database_backup`` and one ``backup_replica`` per secondary region."""
 
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 from dagster import (
     AssetExecutionContext,
@@ -12,6 +12,7 @@ from dagster import (
     MetadataValue,
     asset,
 )
+from dagster._core.storage.tags import SCHEDULED_EXECUTION_TIME_TAG
 
 from assets.guard import guarded
 from assets.partitions import backup_partitions, window_partitions
@@ -24,11 +25,30 @@ from ops_project.config import OpsConfig
 from resources import database_key, region_key
 
 BACKUP_KEY = AssetKey("database_backup")
+SCHEDULED_TIME_TAG = SCHEDULED_EXECUTION_TIME_TAG  # set by Dagster on every run a schedule tick asks for
 
 
 def replica_key(region: str) -> AssetKey:
     """``backup_replica/<region>``: the UI labels the asset with the region's own name (``eu-west-1``)."""
     return AssetKey(["backup_replica", region])
+
+
+def _requested_at(context: AssetExecutionContext) -> datetime | None:
+    """When the backup was asked for: a schedule's tick (also for a catch-up tick created late, after the daemon
+    was down, and for a re-execution of a scheduled run), else the run's creation. A run that waited in the queue
+    is measured from then, not from now."""
+    tick = context.run.tags.get(SCHEDULED_TIME_TAG)
+    if tick:
+        try:
+            at = datetime.fromisoformat(tick)
+            return at if at.tzinfo else at.replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    record = context.instance.get_run_record_by_id(context.run_id)
+    created = record.create_timestamp if record is not None else None
+    if created is not None and created.tzinfo is None:  # run storage keeps naive UTC
+        created = created.replace(tzinfo=UTC)
+    return created
 
 
 def _dims(context: AssetExecutionContext) -> tuple[str, str]:
@@ -89,18 +109,14 @@ def build_backup_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         window = make_window(window_key, tw.start, tw.end, ops_cfg.backup.grace_minutes)
         pg_url = getattr(context.resources, database_key(database)).prepare()
         store = getattr(context.resources, region_key(primary)).store()
-        # A run that waited in the queue is measured from when it was created (a schedule tick), not from now.
-        record = context.instance.get_run_record_by_id(context.run_id)
-        requested = record.create_timestamp if record is not None else None
-        if requested is not None and requested.tzinfo is None:  # run storage keeps naive UTC
-            requested = requested.replace(tzinfo=UTC)
+        requested = _requested_at(context)
         try:
             manifest = take_backup(ops_cfg.database(database), store, ops_cfg.backup, pg_url=pg_url,
                                    recipients=context.resources.encryption.parsed(), window=window,
                                    requested_at=requested,
                                    log=context.log.info)
         except WindowClosedError as exc:
-            if exc.missed:
+            if not exc.skippable:
                 raise
             # Refusing a window that closed long ago loses nothing: it stays missing, with the reason.
             context.log.warning(f"skipped: {exc}")

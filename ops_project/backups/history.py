@@ -78,8 +78,9 @@ def history_start(cfg, now: datetime, *, log=None) -> datetime:
 
     ``backup.start`` when configured (no I/O at all: the choice for production). Otherwise the window of the
     first backup in the primary region, remembered under ``.ops/state`` beside the configuration so that later
-    loads read no region. With no backup yet (or the region unreadable) it is one day before ``now``, so that
-    the newest windows exist for the schedule; the range then moves to the first backup once there is one.
+    loads read no region. With no backup yet (or the region unreadable) it is one day before ``now``, or the
+    start of the newest finished window if that is earlier (a weekly cron), so that the schedule's window
+    exists; the range then moves to the first backup once there is one.
     """
     zone = ZoneInfo(cfg.timezone)
     if cfg.backup.start is not None:
@@ -103,5 +104,10 @@ def history_start(cfg, now: datetime, *, log=None) -> datetime:
     if found is not None:
         _remember(cfg, found)
         return local(found)
-    day_before = local(now - timedelta(days=1))
-    return day_before.replace(minute=0, second=0, microsecond=0)
+    from cronsim import CronSim  # noqa: PLC0415
+
+    ticks = CronSim(cfg.backup.cron, now.astimezone(zone), reverse=True)
+    next(ticks)  # the end of the newest finished window
+    newest_start = next(ticks)  # ... and its start: that window must exist, whatever the cron's period
+    day_before = local(now - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    return min(day_before, local(newest_start))

@@ -24,7 +24,7 @@ class Window:
 def check_window(window: Window, now: datetime, requested_at: datetime | None = None) -> None:
     """A window may be backed up only between its end and its closing time (end + grace).
 
-    ``requested_at``: when the backup was asked for (a scheduled run's creation). A run that waited in a
+    ``requested_at``: when the backup was asked for (a schedule's tick). A run that waited in a
     queue is measured from then, not from when it started, so a busy queue never costs a window; a run
     asked for after the window closed is refused all the same.
     """
@@ -43,12 +43,12 @@ def check_window(window: Window, now: datetime, requested_at: datetime | None = 
                 f"the run started only at {now.isoformat()}, after the window closed at {window.closes.isoformat()} "
                 f"plus one window length of queueing. A snapshot taken now would store today's data under that "
                 f"window's name, so nothing was stored. Look at what held the run queue (concurrency limits, a "
-                f"stuck run); the next window's backup will run as usual.", missed=True)
+                f"stuck run); the next window's backup will run as usual.")
         raise WindowClosedError(
             f"backup window {window.key} ended at {window.end.isoformat()} and could be backed up until "
             f"{window.closes.isoformat()}; it was asked for at {asked.isoformat()}. A snapshot taken now would store "
             f"today's data under that window's name, so nothing was stored. Materialise the latest finished "
-            f"window, or take an ad-hoc backup with `python -m ops_project backups take`.")
+            f"window, or take an ad-hoc backup with `python -m ops_project backups take`.", skippable=True)
 
 
 def make_window(key: str, start: datetime, end: datetime, grace_minutes: int | None) -> Window:

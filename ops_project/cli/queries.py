@@ -11,6 +11,13 @@ from ops_project.cli import exits
 from ops_project.cli.parsing import command
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from ops_project.queries.analyze import analyze
 
@@ -54,7 +61,7 @@ def add_parsers(sub) -> list[argparse.ArgumentParser]:
                          help="log format (auto: by file name, then by the first line)")
     analyze.add_argument("--log-line-prefix", help="the server's log_line_prefix, for stderr logs "
                                                    "(default: PostgreSQL's own, '%%m [%%p] ')")
-    analyze.add_argument("--top", type=int, default=50, help="how many query shapes to report")
+    analyze.add_argument("--top", type=_positive, default=50, help="how many query shapes to report")
     analyze.add_argument("--keep-examples", action="store_true",
                          help="keep one statement with its literals per shape (off: examples are normalised, so "
                               "customers' data stays out of the report)")

@@ -49,14 +49,14 @@ class BackupError(OpsError):
 class WindowClosedError(BackupError):
     """A backup partition was requested outside the time it may be taken.
 
-    ``missed``: the window was asked for in time (a schedule tick) and still could not be taken (the run waited
-    too long): a backup is lost. Otherwise it was asked for too late (a stray UI or backfill attempt at an old
-    window): nothing is lost by refusing it.
+    ``skippable``: it was asked for after the window had closed (a stray UI or backfill attempt at an old
+    window): nothing is lost by refusing it. Otherwise the run must fail: the window was asked for in time (a
+    schedule tick) and still could not be taken (a backup is lost), or it has not ended yet.
     """
 
-    def __init__(self, message: str, *, missed: bool = False):
+    def __init__(self, message: str, *, skippable: bool = False):
         super().__init__(message)
-        self.missed = missed
+        self.skippable = skippable
 
 
 class IntegrityError(OpsError):

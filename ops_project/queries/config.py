@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ops_project.common.config import Strict
 
@@ -18,6 +18,15 @@ class QuerySource(Strict):
     paths: list[Path] = []  # files or globs; .gz is read as gzip
     format: LogFormat = "auto"
     log_line_prefix: str | None = None  # the server's log_line_prefix (stderr logs); default '%m [%p] '
+
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if value == "pg_stat_statements":  # named by the contract; refused until it is read, never ignored
+            raise ValueError("pg_stat_statements sources are not analysed yet: use postgres_log (the server's "
+                             "logs) for this database")
+        return value
 
 
 class QueriesConfig(Strict):

@@ -9,6 +9,7 @@ durations stochastically larger than the day before's (one-sided Mann-Whitney U)
 from __future__ import annotations
 
 import json
+import random
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -53,7 +54,11 @@ def daily_report(settings: QueriesConfig, database: str, day: str, tz: ZoneInfo,
     out = report(collected, top=settings.top, keep_examples=settings.keep_examples)
     out["database"], out["day"], out["timezone"] = database, day, tz.key
     for q in out["queries"]:
-        q["samples"] = [round(v, 4) for v in collected.groups[q["fingerprint"]].sample[:SAMPLES_KEPT]]
+        sample = collected.groups[q["fingerprint"]].sample
+        if len(sample) > SAMPLES_KEPT:  # a uniform subsample, never the day's first calls only
+            sample = random.Random(q["fingerprint"]).sample(sample, SAMPLES_KEPT)
+        q["samples"] = [round(v, 4) for v in sample]
+    out["all_fingerprints"] = sorted(collected.groups)  # new and gone are judged on every shape, not the top
     out["compared_with"] = previous["day"] if previous else None
     out["new"], out["gone"], out["regressed"] = _compare(out, previous, settings.regression_factor)
     return out
@@ -64,8 +69,10 @@ def _compare(today: dict, previous: dict | None, factor: float) -> tuple[list, l
         return [], [], []
     before = {q["fingerprint"]: q for q in previous.get("queries", [])}
     now = {q["fingerprint"]: q for q in today["queries"]}
-    new = [f for f in now if f not in before]
-    gone = [f for f in before if f not in now]
+    seen_before = set(previous.get("all_fingerprints") or before)
+    seen_now = set(today.get("all_fingerprints") or now)
+    new = [f for f in now if f not in seen_before]
+    gone = [f for f in before if f not in seen_now]
     regressed = []
     for fid, q in now.items():
         old = before.get(fid)

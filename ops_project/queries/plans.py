@@ -15,7 +15,9 @@ from pathlib import Path
 from ops_project.common.errors import OpsError
 
 _SCAN = re.compile(r"^SCAN (?:TABLE )?(?P<table>\S+)(?P<rest>.*)$")
-_AUTO = re.compile(r"AUTOMATIC (?:PARTIAL )?(?:COVERING )?INDEX ON (?P<table>\S+)\s*\((?P<cols>[^)]*)\)")
+_AUTO = re.compile(r"(?:AUTOMATIC (?:PARTIAL )?(?:COVERING )?INDEX ON (?P<table>\S+)\s*\((?P<cols>[^)]*)\)"
+                   r"|^(?:SEARCH|SCAN) (?P<table2>\S+) USING AUTOMATIC (?:PARTIAL )?(?:COVERING )?INDEX "
+                   r"\((?P<cols2>[^)]*)\))")
 
 
 def sqlite_hints(db_path: str | Path, queries: list[dict]) -> list[dict]:
@@ -37,10 +39,11 @@ def sqlite_hints(db_path: str | Path, queries: list[dict]) -> list[dict]:
             for _id, _parent, _unused, detail in plan:
                 scan, auto = _SCAN.match(detail), _AUTO.search(detail)
                 if auto:
-                    hints.append({"fingerprint": q["fingerprint"], "table": auto["table"], "plan": detail,
-                                  "hint": f"SQLite builds a temporary index on {auto['table']}({auto['cols']}) "
-                                          f"for every call: create it"})
-                elif scan and "INDEX" not in scan["rest"]:
+                    table, cols = auto["table"] or auto["table2"], auto["cols"] or auto["cols2"]
+                    hints.append({"fingerprint": q["fingerprint"], "table": table, "plan": detail,
+                                  "hint": f"SQLite builds a temporary index on {table}({cols}) for every call: "
+                                          f"create it"})
+                elif scan and "INDEX" not in scan["rest"] and scan["table"] != "CONSTANT":
                     hints.append({"fingerprint": q["fingerprint"], "table": scan["table"], "plan": detail,
                                   "hint": f"full scan of {scan['table']} on every call: index the columns this "
                                           f"statement filters {scan['table']} on"})

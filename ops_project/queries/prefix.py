@@ -23,8 +23,8 @@ ESCAPES = {
     "P": r"\d*",
     "c": r"(?P<session>[0-9a-f]+\.[0-9a-f]+)",
     "l": r"\d+",
-    "u": r"(?P<user>[^\s@\[\]]*?)",
-    "d": r"(?P<db>[^\s@\[\]]*?)",
+    "u": r"(?P<user>[^\s@]*?)",  # "[unknown]" on connection lines
+    "d": r"(?P<db>[^\s@]*?)",
     "a": r".*?",
     "r": r"\S*?",
     "h": r"\S*?",

@@ -43,6 +43,8 @@ def calls(entries: Iterable[Entry], stats: StatementStats | None = None) -> Iter
     pending: dict[str, tuple[str, str]] = {}  # session → (ts, sql) of a statement logged before its duration
     for e in entries:
         if e.severity != "LOG":
+            if e.severity in ("ERROR", "FATAL", "PANIC"):  # the statement this session logged failed: no call,
+                pending.pop(e.session, None)  # and the next step's duration is not its time
             continue
         msg = e.message
         if msg.startswith("duration: "):

@@ -28,10 +28,11 @@ class Clock:
             except ValueError:
                 return None
             return at if at.tzinfo else at.replace(tzinfo=self.tz)
-        if ts[:1].isdigit() and "-" not in ts[:5]:  # epoch seconds
+        if ts[:1].isdigit() and "-" not in ts[:5]:  # epoch seconds (or milliseconds, as some loggers write)
             try:
-                return datetime.fromtimestamp(float(ts), UTC)
-            except ValueError:
+                value = float(ts)
+                return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
+            except (ValueError, OverflowError, OSError):
                 return None
         key = ts[:19] + ts[ts.find(" ", 19):] if len(ts) > 19 else ts
         if key in self._cache:

@@ -124,8 +124,9 @@ def test_a_queued_backup_is_measured_from_when_it_was_asked_for():
     window = make_window("2026-11-22-04:00", end - timedelta(hours=4), end, 60)
     late_start = end + timedelta(hours=3)  # the run waited three hours behind restore tests
     check_window(window, late_start, requested_at=end + timedelta(seconds=5))  # the tick is what counts
-    with pytest.raises(WindowClosedError, match="it was asked for at"):
+    with pytest.raises(WindowClosedError, match="it was asked for at") as late:
         check_window(window, late_start)  # asked for (created) now: the window is long closed
+    assert late.value.skippable  # a stray request: refusing it loses nothing
     with pytest.raises(WindowClosedError):  # a creation time after the window closed is refused too
         check_window(window, late_start, requested_at=end + timedelta(hours=2))
     with pytest.raises(WindowClosedError):  # a claimed time before the window ended proves nothing
@@ -139,8 +140,12 @@ def test_a_queue_delay_is_forgiven_for_one_window_length_only():
     end = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
     window = make_window("2026-11-22-04:00", end - timedelta(hours=4), end, 60)  # closes at 09:00
     check_window(window, end + timedelta(hours=4, minutes=59), requested_at=end)  # 09:00 + one window length
-    with pytest.raises(WindowClosedError):  # weeks later, the snapshot would not be the window's data
+    with pytest.raises(WindowClosedError, match="MISSED") as missed:  # weeks later: not the window's data
         check_window(window, end + timedelta(days=19), requested_at=end)
+    assert not missed.value.skippable  # asked for in time: the backup is lost, the run must fail
+    with pytest.raises(WindowClosedError) as early:
+        check_window(window, end - timedelta(minutes=5))
+    assert not early.value.skippable  # not ended yet (a clock behind): fail, never a green skip
 
 
 def test_window_keys_carry_their_offset_and_still_find_older_backups():

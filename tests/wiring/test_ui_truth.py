@@ -193,3 +193,28 @@ def test_assets_carry_owners_from_config_and_replicas_their_region_name(tmp_path
     with pytest.raises(ConfigError, match=r"owners: 'sre' is not an owner"):
         load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
                                  [local_region(tmp_path, "x")], owners=["sre"]))
+
+
+def test_a_weekly_cron_has_its_window_before_any_backup(tmp_path, demo_db, write_config):
+    cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
+                                   [local_region(tmp_path, "af-south-1")], pin_start=False,
+                                   backup={"cron": "0 3 * * 0"}))
+    from assets.partitions import last_window_key
+
+    assert last_window_key(cfg, datetime.now(UTC)) is not None  # the schedule's first tick has a window
+
+
+def test_a_catch_up_tick_created_late_fails_as_missed_not_skipped(setup, home_instance):
+    """The daemon was down past a window's close; its catch-up tick creates the run late. The window was asked
+    for in time (the tick), so the backup is missed: the run fails, never a green skip."""
+    from dagster._core.storage.tags import SCHEDULED_EXECUTION_TIME_TAG
+
+    cfg, defs = setup
+    old = window_partitions(cfg).get_partition_keys(current_time=datetime.now(UTC) - timedelta(days=1))[-1]
+    tick = window_partitions(cfg).time_window_for_partition_key(old).end
+    result = defs.resolve_job_def("backup_job").execute_in_process(
+        partition_key=backup_partition_key("booking", old), instance=home_instance, raise_on_error=False,
+        tags={SCHEDULED_EXECUTION_TIME_TAG: tick.astimezone(UTC).isoformat()})
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert f"backup window {old} was MISSED" in failure.event_specific_data.user_failure_data.description

@@ -35,8 +35,8 @@ def replica_key(region: str) -> AssetKey:
 
 def _requested_at(context: AssetExecutionContext) -> datetime | None:
     """When the backup was asked for: a schedule's tick (also for a catch-up tick created late, after the daemon
-    was down, and for a re-execution of a scheduled run), else the run's creation. A run that waited in the queue
-    is measured from then, not from now."""
+    was down, and for a retry of a scheduled run, which keeps its tags), else the run's creation. A run that
+    waited in the queue is measured from then, not from now."""
     tick = context.run.tags.get(SCHEDULED_TIME_TAG)
     if tick:
         try:

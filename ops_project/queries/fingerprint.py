@@ -20,6 +20,8 @@ from typing import Literal
 
 Dialect = Literal["postgres", "sqlite"]
 
+_DOLLAR = re.compile(r"(\$\w*\$).*?\1", re.DOTALL)  # $$…$$ and $tag$…$tag$ strings
+_ESTRING = re.compile(r"[Ee]'(?:[^'\\]|\\.|'')*'")  # E'…' strings, where a backslash escapes a quote
 _STRING = re.compile(r"'(?:[^']|'')*'")
 _NUMBER = re.compile(r"(?<![\w$.])-?\d+(?:\.\d+)?(?:e[+-]?\d+)?\b", re.I)
 _PARAM = re.compile(r"\$\d+|\?\d*|:\w+")
@@ -38,7 +40,9 @@ class Fingerprint:
 
 def cheap_key(sql: str) -> str:
     """Literals, numbers and parameters replaced, lists folded, blanks collapsed: one key per query shape."""
-    key = _STRING.sub("?", sql)
+    key = _DOLLAR.sub("?", sql)
+    key = _ESTRING.sub("?", key)
+    key = _STRING.sub("?", key)
     key = _PARAM.sub("?", key)
     key = _NUMBER.sub("?", key)
     key = _LIST.sub("(?)", key)

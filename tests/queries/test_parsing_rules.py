@@ -44,3 +44,16 @@ def test_simple_and_extended_one_line_forms():
     ]
     got = [(c.sql, c.duration_ms) for c in calls(entries)]
     assert got == [("SELECT 1", 1.5), ("SELECT $1", 0.03), ("SELECT 2\nFROM t", 2.0)]
+
+
+def test_literals_never_reach_the_text_of_a_statement_that_does_not_parse():
+    from ops_project.queries.fingerprint import cheap_key, postgres
+
+    for sql in ["SELEC name FROM customers WHERE email = E'o\\'brien@example.com'",
+                "SELEC $$secret-value$$ FROM x", "SELEC $tag$multi\nline secret$tag$ FROM x",
+                "SELEC * FROM c WHERE card = '4111-1111' AND n = 42"]:
+        fp = postgres(sql)
+        assert not fp.parsed and fp.id.startswith("text:")
+        for secret in ("brien", "secret", "4111", "42"):
+            assert secret not in fp.query, (sql, fp.query)
+    assert cheap_key("select $1, ?, :name from t where a in (1, 2, 3)") == "select ?, ?, ? from t where a in (?)"

@@ -1,7 +1,6 @@
 """``slow_query_report``: one database's statements of one day, ranked and compared with the day before."""
 
-import json
-from datetime import date, timedelta
+from datetime import timedelta
 
 from dagster import (
     AssetExecutionContext,
@@ -61,23 +60,20 @@ def build_query_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
     )
     @guarded
     def slow_query_report(context: AssetExecutionContext) -> MaterializeResult:
-        from ops_project.queries.daily import daily_report, markdown, report_key, to_bytes
+        from ops_project.queries.daily import make_daily, markdown
 
         keys = context.partition_key.keys_by_dimension
         database, day = keys["database"], keys["day"]
         ops_cfg = context.resources.ops_config.load()
         store = getattr(context.resources, region_key(primary)).store()
-        before = report_key(database, (date.fromisoformat(day) - timedelta(days=1)).isoformat())
-        previous = json.loads(store.get_bytes(before)) if store.exists(before) else None
-        rep = daily_report(ops_cfg.queries, database, day, ops_cfg.tz, previous)
-        store.put_bytes(report_key(database, day), to_bytes(rep))
+        rep, location = make_daily(store, ops_cfg.queries, database, day, ops_cfg.tz)
         parsed = rep["statements"] - rep["unparsed_statements"]
         return MaterializeResult(metadata={
             "statements": rep["statements"], "query_shapes": rep["fingerprints"],
             "total_seconds": round(rep["total_ms"] / 1000, 3),
             "parsed_share": round(parsed / rep["statements"], 4) if rep["statements"] else 0.0,
             "new_shapes": len(rep["new"]), "gone_shapes": len(rep["gone"]), "regressed": len(rep["regressed"]),
-            "location": MetadataValue.path(store.describe(report_key(database, day))),
+            "location": MetadataValue.path(location),
             "report": MetadataValue.md(markdown(rep)),
         })
 

@@ -22,7 +22,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from ops_project.queries.analyze import analyze
 
     report = analyze(args.logs, args.format, args.log_line_prefix, top=args.top, keep_examples=args.keep_examples,
-                     explain_db=args.explain_db)
+                     explain_db=args.explain_db, log_database=args.log_database)
     if args.json:
         text = json.dumps(report, indent=2) + "\n"
         if args.json == "-":
@@ -45,6 +45,31 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from ops_project.clients import Clients
+    from ops_project.common.errors import UnknownNameError
+    from ops_project.config import load_config
+    from ops_project.queries.daily import make_daily, markdown
+
+    cfg = load_config(args.config)
+    cfg.database(args.database)
+    if not any(s.database == args.database and s.kind != "pg_stat_statements" for s in cfg.queries.sources):
+        raise UnknownNameError(f"{cfg.source}: queries.sources names no log for database {args.database!r}")
+    try:
+        day = date.fromisoformat(args.day).isoformat()
+    except ValueError:
+        raise UnknownNameError(f"--day {args.day!r} is not a date (YYYY-MM-DD)") from None
+    clients = Clients(cfg)
+    rep, location = make_daily(clients.store(cfg.primary), cfg.queries, args.database, day, cfg.tz)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rep, indent=1) + "\n")
+    print(markdown(rep))
+    print(f"\nstored at {location}")
+    return 0
+
+
 def add_parsers(sub) -> list[argparse.ArgumentParser]:
     queries = sub.add_parser("queries", help="slow-query analysis of PostgreSQL and SQLite query logs",
                              description="Slow-query analysis of PostgreSQL and SQLite query logs.",
@@ -61,6 +86,8 @@ def add_parsers(sub) -> list[argparse.ArgumentParser]:
                          help="log format (auto: by file name, then by the first line)")
     analyze.add_argument("--log-line-prefix", help="the server's log_line_prefix, for stderr logs "
                                                    "(default: PostgreSQL's own, '%%m [%%p] ')")
+    analyze.add_argument("--log-database", metavar="NAME",
+                         help="PostgreSQL logs: only the statements of this database (the prefix needs %%d)")
     analyze.add_argument("--top", type=_positive, default=50, help="how many query shapes to report")
     analyze.add_argument("--keep-examples", action="store_true",
                          help="keep one statement with its literals per shape (off: examples are normalised, so "
@@ -69,4 +96,12 @@ def add_parsers(sub) -> list[argparse.ArgumentParser]:
                          help="SQLite logs: a copy of the database (opened read-only) for EXPLAIN QUERY PLAN hints")
     analyze.add_argument("--json", metavar="OUT", help="write the report as JSON to OUT (- for stdout)")
     analyze.set_defaults(func=cmd_analyze)
-    return [analyze]
+    rep = command(qsub, "report", "make and store one database's daily report, as the Dagster asset does",
+                  "Reads the day's statements (configured time zone) from the logs queries.sources names,\n"
+                  "compares them with the stored report of the day before, stores the report in the primary\n"
+                  "region (reports/queries/<database>/<day>.json) and prints its table.")
+    rep.add_argument("--database", required=True, help="a configured database that queries.sources names")
+    rep.add_argument("--day", required=True, help="the day, YYYY-MM-DD, in the configured time zone")
+    rep.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")
+    rep.set_defaults(func=cmd_report)
+    return [analyze, rep]

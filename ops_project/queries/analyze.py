@@ -39,7 +39,7 @@ class Collected:
 def collect(paths: Iterable[str | Path], fmt: str = "auto", log_line_prefix: str | None = None, *,
             keep_examples: bool = False, max_unparsed_share: float = MAX_UNPARSED_SHARE,
             since: datetime | None = None, until: datetime | None = None, tz: ZoneInfo | None = None,
-            into: Collected | None = None) -> Collected:
+            into: Collected | None = None, log_database: str | None = None) -> Collected:
     """Group the statements of ``paths``; with ``since``/``until``, only those logged in [since, until)
     (a timestamp without a zone is read in ``tz``). Fails on logs that yield nothing (see the module)."""
     paths = list(paths)
@@ -49,7 +49,7 @@ def collect(paths: Iterable[str | Path], fmt: str = "auto", log_line_prefix: str
         stream = sqlite_log.calls(paths, read, counted)
         fingerprint = Fingerprinter("sqlite")
     else:
-        stream = statements.calls(pglog.read_log(paths, fmt, log_line_prefix, read), counted)
+        stream = statements.calls(pglog.read_log(paths, fmt, log_line_prefix, read, log_database), counted)
         fingerprint = Fingerprinter("postgres")
     clock = Clock(tz or ZoneInfo("UTC"))
     for call in stream:
@@ -64,7 +64,8 @@ def collect(paths: Iterable[str | Path], fmt: str = "auto", log_line_prefix: str
             group = out.groups[fp.id] = QueryStats(fp.id, fp.query)
         group.add(call.duration_ms, call.ts, call.rows, call.sql if keep_examples else None)
     tried = f"format {fmt}" + ("" if fmt in ("csvlog", "jsonlog", "sqlite-jsonl") else
-                               f", log_line_prefix {log_line_prefix or DEFAULT_PREFIX!r}")
+                               f", log_line_prefix {log_line_prefix or DEFAULT_PREFIX!r}") + \
+        (f", database {log_database!r} only" if log_database else "")
     where = ", ".join(read.files) or ", ".join(map(str, paths))
     example = f"; first line that matched nothing: {read.first_unparsed!r}" if read.first_unparsed else ""
     if counted.calls == 0:
@@ -113,11 +114,12 @@ def report(collected: Collected, *, top: int = 50, keep_examples: bool = False) 
 
 def analyze(paths: Iterable[str | Path], fmt: str = "auto", log_line_prefix: str | None = None, top: int = 50,
             keep_examples: bool = False, max_unparsed_share: float = MAX_UNPARSED_SHARE,
-            explain_db: str | Path | None = None) -> dict:
+            explain_db: str | Path | None = None, log_database: str | None = None) -> dict:
     """The ``queries analyze`` report of some log files. ``explain_db``: a read-only copy of the SQLite database
-    the log is from, for index hints."""
+    the log is from, for index hints. ``log_database``: only that PostgreSQL database's statements."""
     done = report(collect(paths, fmt, log_line_prefix, keep_examples=keep_examples,
-                          max_unparsed_share=max_unparsed_share), top=top, keep_examples=keep_examples)
+                          max_unparsed_share=max_unparsed_share, log_database=log_database),
+                  top=top, keep_examples=keep_examples)
     if explain_db is not None and fmt == "sqlite-jsonl":
         from ops_project.queries.plans import sqlite_hints
 

@@ -18,6 +18,7 @@ class QuerySource(Strict):
     paths: list[Path] = []  # files or globs; .gz is read as gzip
     format: LogFormat = "auto"
     log_line_prefix: str | None = None  # the server's log_line_prefix (stderr logs); default '%m [%p] '
+    log_database: str | None = None  # PostgreSQL: only this database's statements (%d); default: all in the log
 
 
     @field_validator("kind")

@@ -44,7 +44,7 @@ def daily_report(settings: QueriesConfig, database: str, day: str, tz: ZoneInfo,
     collected = Collected()
     for source in sources:
         collect(source.paths, _fmt(source), source.log_line_prefix, keep_examples=settings.keep_examples,
-                since=since, until=until, tz=tz, into=collected)
+                since=since, until=until, tz=tz, into=collected, log_database=source.log_database)
     if not collected.groups:
         from ops_project.queries.analyze import NoStatementsError
 
@@ -62,6 +62,17 @@ def daily_report(settings: QueriesConfig, database: str, day: str, tz: ZoneInfo,
     out["compared_with"] = previous["day"] if previous else None
     out["new"], out["gone"], out["regressed"] = _compare(out, previous, settings.regression_factor)
     return out
+
+
+def make_daily(store, settings: QueriesConfig, database: str, day: str, tz: ZoneInfo) -> tuple[dict, str]:
+    """The day's report, compared with the stored report of the day before, stored in ``store`` (the primary
+    region) at ``report_key``. Returns the report and where it went. The asset and the CLI both call this."""
+    before = report_key(database, (date.fromisoformat(day) - timedelta(days=1)).isoformat())
+    previous = json.loads(store.get_bytes(before)) if store.exists(before) else None
+    rep = daily_report(settings, database, day, tz, previous)
+    key = report_key(database, day)
+    store.put_bytes(key, to_bytes(rep))
+    return rep, store.describe(key)
 
 
 def _compare(today: dict, previous: dict | None, factor: float) -> tuple[list, list, list]:

@@ -29,6 +29,7 @@ class Entry:
     session: str
     severity: str
     message: str
+    database: str | None = None  # the database the session is connected to, where the log says (%d, dbname)
 
 
 @dataclass
@@ -99,7 +100,8 @@ def _stderr(fh, regex, stats: ReadStats) -> Iterator[Entry]:
             yield current
         groups = m.groupdict()
         session = groups.get("session") or groups.get("pid") or ""
-        current = Entry(groups.get("ts") or groups.get("epoch") or "", session, groups["severity"], groups["msg"])
+        current = Entry(groups.get("ts") or groups.get("epoch") or "", session, groups["severity"], groups["msg"],
+                        groups.get("db"))
     if current is not None:
         yield current
 
@@ -110,7 +112,7 @@ def _csvlog(fh, stats: ReadStats) -> Iterator[Entry]:
         if len(row) < 14:
             stats.miss(",".join(row))
             continue
-        yield Entry(row[0], row[5] or row[3], row[11], row[13])
+        yield Entry(row[0], row[5] or row[3], row[11], row[13], row[2])
 
 
 def _jsonlog(fh, stats: ReadStats) -> Iterator[Entry]:
@@ -119,17 +121,25 @@ def _jsonlog(fh, stats: ReadStats) -> Iterator[Entry]:
         try:
             doc = json.loads(line)
             yield Entry(doc.get("timestamp", ""), str(doc.get("session_id") or doc.get("pid") or ""),
-                        doc["error_severity"], doc.get("message", ""))
+                        doc["error_severity"], doc.get("message", ""), doc.get("dbname", ""))
         except (ValueError, KeyError, TypeError, AttributeError):
             if line.strip():
                 stats.miss(line)
 
 
 def read_log(paths: Iterable[str | Path], fmt: str = "auto", log_line_prefix: str | None = None,
-             stats: ReadStats | None = None) -> Iterator[Entry]:
+             stats: ReadStats | None = None, database: str | None = None) -> Iterator[Entry]:
     """Every entry of every file, in order. ``fmt``: auto (by name, then by the first line), stderr, csvlog,
-    jsonlog. ``stats`` (if given) counts lines and those that matched nothing."""
+    jsonlog. ``stats`` (if given) counts lines and those that matched nothing. ``database``: only the entries
+    of sessions connected to that database (the server logs all of its databases in one file)."""
     stats = stats if stats is not None else ReadStats()
+    entries = _read(paths, fmt, log_line_prefix, stats, database)
+    if database is None:
+        return entries
+    return (e for e in entries if e.database == database)
+
+
+def _read(paths, fmt: str, log_line_prefix: str | None, stats: ReadStats, database: str | None) -> Iterator[Entry]:
     regex = None
     for path in expand(paths):
         kind = detect_format(path) if fmt == "auto" else fmt
@@ -139,6 +149,10 @@ def read_log(paths: Iterable[str | Path], fmt: str = "auto", log_line_prefix: st
         with open_text(path) as fh:
             if kind == "stderr":
                 regex = regex or prefix_regex(log_line_prefix or DEFAULT_PREFIX)
+                if database is not None and "db" not in regex.groupindex:
+                    raise LogError(f"{path}: log_line_prefix {log_line_prefix or DEFAULT_PREFIX!r} has no %d, so "
+                                   f"its lines do not say their database: add %d to the server's prefix, or "
+                                   f"leave log_database out")
                 yield from _stderr(fh, regex, stats)
             elif kind == "csvlog":
                 yield from _csvlog(fh, stats)

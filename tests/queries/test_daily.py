@@ -89,3 +89,26 @@ def test_the_schedule_asks_for_yesterday(setup):
                                                            repository_def=defs.get_repository_def())).run_requests
     assert req.partition_key == MultiPartitionKey({"database": "booking", "day": DAY3})
     assert req.tags["ops/kind"] == "queries"
+
+
+def test_the_cli_report_is_the_assets_report(setup):
+    import subprocess
+    import sys
+
+    cfg, _defs = setup
+    store = Clients(cfg).store(cfg.primary)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "ops_project", "--config", str(cfg.source), "queries", "report",
+                               *args], capture_output=True, text=True, timeout=120)
+
+    for day in (DAY1, DAY2):
+        done = cli("--database", "booking", "--day", day)
+        assert done.returncode == 0, done.stderr
+    assert "Since 2026-11-20: 1 new, 1 gone, 1 regressed." in done.stdout and report_key("booking", DAY2) in done.stdout
+    assert json.loads(store.get_bytes(report_key("booking", DAY2)))["regressed"]
+    assert cli("--database", "nope", "--day", DAY1).returncode == 2
+    assert cli("--database", "booking", "--day", "yesterday").returncode == 2
+    empty = cli("--database", "booking", "--day", DAY3)
+    assert empty.returncode == 1 and "Traceback" not in empty.stderr and f"on {DAY3}" in empty.stderr
+    assert not store.exists(report_key("booking", DAY3))  # nothing half-written or wrongly marked good

@@ -165,3 +165,32 @@ def test_the_cli_writes_the_design_report_and_fails_plainly(pg, tmp_path):
                            capture_output=True, text=True, timeout=120)
     assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
     assert str(logs["stderr"]) in wrong.stderr and "'%m [%p] '" in wrong.stderr
+
+
+def test_one_database_of_the_servers_log(pg, tmp_path):
+    """The server logs every database in one file: a source can take only its own (%d, csv/json dbname)."""
+    with psycopg.connect(pg.url, autocommit=True) as con:
+        con.execute("DROP DATABASE IF EXISTS ops_other")
+        con.execute("CREATE DATABASE ops_other")
+    marks = pg.marks(tmp_path / "sync")
+    other = pg.url.rsplit("/", 1)[0] + "/ops_other"
+    with psycopg.connect(other, autocommit=True) as con:
+        for _ in range(7):
+            con.execute("SELECT 'only in ops_other'::text, 1 + 1")
+    logs = workload(pg, tmp_path, "simple")
+    logs = pg.tail_since(marks, tmp_path / "both")
+
+    def shapes(report):
+        return {q["query"]: q["calls"] for q in report["queries"]}
+
+    everything = analyze([logs["stderr"]], "stderr", LOG_PREFIX, top=100)
+    assert any("1 + 1" in q or "$2 + $3" in q for q in shapes(everything))
+    for fmt, path, prefix in (("stderr", logs["stderr"], LOG_PREFIX), ("csvlog", logs["csvlog"], None),
+                              ("jsonlog", logs["jsonlog"], None)):
+        mine = analyze([path], fmt, prefix, top=100, log_database="postgres")
+        assert not any("1 + 1" in q or "$2 + $3" in q for q in shapes(mine)), fmt
+        assert sum(c for q, c in shapes(mine).items() if "ops_items" in q) == PER_TRANSACTION * TRANSACTIONS, fmt
+        theirs = analyze([path], fmt, prefix, top=100, log_database="ops_other")
+        assert sum(shapes(theirs).values()) == 7, (fmt, shapes(theirs))
+    with pytest.raises(LogError, match="has no %d"):
+        analyze([logs["stderr"]], "stderr", "%t:%r:%u@[%p]: ", log_database="postgres")

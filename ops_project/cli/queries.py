@@ -33,12 +33,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             tmp.write_text(text)
             tmp.replace(out)  # never a half-written report
     if args.json != "-":
-        print(f"{report['statements']} statements, {report['fingerprints']} query shapes, "
-              f"{report['total_ms'] / 1000:.1f} s in all ({', '.join(report['files'])})")
-        print(f"{'total s':>9} {'calls':>8} {'mean ms':>9} {'p95 ms':>9} {'share':>6}  query")
+        total = report["total_ms"]
+        spent = f"{total / 1000:.1f} s" if total >= 1000 else f"{total:.1f} ms"
+        print(f"{report['statements']} statements, {report['fingerprints']} query shapes, {spent} in all "
+              f"({', '.join(report['files'])})")
+        print(f"{'total ms':>11} {'calls':>8} {'mean ms':>9} {'p95 ms':>9} {'share':>6}  query")
         for q in report["queries"]:
             text = q["query"] if len(q["query"]) <= 90 else q["query"][:87] + "..."
-            print(f"{q['total_ms'] / 1000:>9.2f} {q['calls']:>8} {q['mean_ms']:>9.2f} {q['p95_ms']:>9.2f} "
+            print(f"{q['total_ms']:>11.1f} {q['calls']:>8} {q['mean_ms']:>9.2f} {q['p95_ms']:>9.2f} "
                   f"{q['share']:>6.1%}  {text}")
         for h in report["hints"]:
             print(f"hint: {h['hint']} ({h['plan']}) for {h['fingerprint']}")
@@ -83,7 +85,8 @@ def add_parsers(sub) -> list[argparse.ArgumentParser]:
     analyze.add_argument("logs", nargs="+", metavar="LOG", help="log files or globs (quote globs)")
     analyze.add_argument("--format", default="auto",
                          choices=["auto", "stderr", "csvlog", "jsonlog", "sqlite-jsonl"],
-                         help="log format (auto: by file name, then by the first line)")
+                         help="log format (auto: D1 JSON lines by their keys, else by file name, then by the "
+                              "first line)")
     analyze.add_argument("--log-line-prefix", help="the server's log_line_prefix, for stderr logs "
                                                    "(default: PostgreSQL's own, '%%m [%%p] ')")
     analyze.add_argument("--log-database", metavar="NAME",

@@ -45,6 +45,8 @@ def collect(paths: Iterable[str | Path], fmt: str = "auto", log_line_prefix: str
     paths = list(paths)
     out = into if into is not None else Collected()
     read, counted = ReadStats(), statements.StatementStats()
+    if fmt == "auto" and paths and all(pglog.looks_like_d1(p) for p in pglog.expand(paths)):
+        fmt = "sqlite-jsonl"
     if fmt == "sqlite-jsonl":
         stream = sqlite_log.calls(paths, read, counted)
         fingerprint = Fingerprinter("sqlite")
@@ -120,7 +122,7 @@ def analyze(paths: Iterable[str | Path], fmt: str = "auto", log_line_prefix: str
     done = report(collect(paths, fmt, log_line_prefix, keep_examples=keep_examples,
                           max_unparsed_share=max_unparsed_share, log_database=log_database),
                   top=top, keep_examples=keep_examples)
-    if explain_db is not None and fmt == "sqlite-jsonl":
+    if explain_db is not None and all(f.endswith("(sqlite-jsonl)") for f in done["files"]):
         from ops_project.queries.plans import sqlite_hints
 
         done["hints"] = sqlite_hints(explain_db, done["queries"])

@@ -73,6 +73,19 @@ def open_text(path: Path) -> io.TextIOBase:
     return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
 
 
+def looks_like_d1(path: Path) -> bool:
+    """A SQLite / D1 query log: JSON lines with ``sql`` and ``duration_ms`` (PostgreSQL's jsonlog has neither)."""
+    with open_text(path) as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    doc = json.loads(line)
+                except ValueError:
+                    return False
+                return isinstance(doc, dict) and "sql" in doc and "duration_ms" in doc
+    return False
+
+
 def detect_format(path: Path) -> str:
     name = path.name.removesuffix(".gz")
     if name.endswith(".csv"):

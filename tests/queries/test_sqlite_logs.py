@@ -69,6 +69,9 @@ def test_demo_api_queries_fingerprinted_with_a_full_scan_hint(logged_api, demo_d
     assert "private-" not in log.read_text()  # placeholders, never the values
 
     report = analyze([log], "sqlite-jsonl", explain_db=demo_db, top=100)
+    detected = analyze([log], explain_db=demo_db, top=100)  # auto: D1's keys say what it is
+    assert [q["fingerprint"] for q in detected["queries"]] == [q["fingerprint"] for q in report["queries"]]
+    assert detected["hints"] == report["hints"]
     assert report["statements"] == len(lines)
     by_query = {q["query"]: q for q in report["queries"]}
     tenant_lookup = next(q for text, q in by_query.items() if "FROM tenants" in text and "slug" in text)

@@ -1,6 +1,6 @@
 """``slow_query_report``: one database's statements of one day, ranked and compared with the day before."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from dagster import (
     AssetExecutionContext,
@@ -16,6 +16,7 @@ from dagster import (
 
 from assets.guard import guarded
 from assets.partitions import first_window
+from assets.releases import recorded_validations
 from ops_project.config import OpsConfig
 from resources import region_key
 
@@ -35,6 +36,14 @@ def query_partitions(cfg: OpsConfig) -> MultiPartitionsDefinition:
         "database": StaticPartitionsDefinition(analysed_databases(cfg)),
         "day": DailyPartitionsDefinition(start_date=start.isoformat(), timezone=cfg.timezone),
     })
+
+
+def deployments(instance) -> list:
+    """Every release deploy validation recorded, with when: what a regression is tied to."""
+    from ops_project.queries.release_tie import Deployment
+
+    return [Deployment(outcome.tag, datetime.fromtimestamp(at, UTC), outcome.passed)
+            for at, outcome in recorded_validations(instance, limit=500)]
 
 
 def build_query_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
@@ -66,7 +75,8 @@ def build_query_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         database, day = keys["database"], keys["day"]
         ops_cfg = context.resources.ops_config.load()
         store = getattr(context.resources, region_key(primary)).store()
-        rep, location = make_daily(store, ops_cfg.queries, database, day, ops_cfg.tz)
+        rep, location = make_daily(store, ops_cfg.queries, database, day, ops_cfg.tz,
+                                   deployments(context.instance) if ops_cfg.releases else [])
         parsed = rep["statements"] - rep["unparsed_statements"]
         return MaterializeResult(metadata={
             "statements": rep["statements"], "query_shapes": rep["fingerprints"],

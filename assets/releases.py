@@ -43,20 +43,24 @@ GATES = {
 SAMPLES_KEPT = 500  # per endpoint, in the metadata: the next release's baseline
 
 
-def previous_good(context: AssetExecutionContext, current: str) -> ReleaseOutcome | None:
-    """The recorded validations (passes are materialisations, failures observations), newest first, handed to
-    the domain rule."""
+def recorded_validations(instance, limit: int = 100) -> list[tuple[float, ReleaseOutcome]]:
+    """The recorded validations (passes are materialisations, failures observations) with their times, newest
+    first."""
     events = []
-    for rec in context.instance.fetch_materializations(DEPLOY_KEY, limit=100).records:
+    for rec in instance.fetch_materializations(DEPLOY_KEY, limit=limit).records:
         if rec.asset_materialization is not None and rec.asset_materialization.partition:
             events.append((rec.timestamp, rec.asset_materialization))
-    for rec in context.instance.fetch_observations(DEPLOY_KEY, limit=100).records:
+    for rec in instance.fetch_observations(DEPLOY_KEY, limit=limit).records:
         if rec.asset_observation is not None and rec.asset_observation.partition:
             events.append((rec.timestamp, rec.asset_observation))
     events.sort(key=lambda e: e[0], reverse=True)
-    history = [ReleaseOutcome.from_metadata(ev.partition, {k: v.value for k, v in ev.metadata.items()})
-               for _, ev in events]
-    return last_good_outcome(history, current)
+    return [(at, ReleaseOutcome.from_metadata(ev.partition, {k: v.value for k, v in ev.metadata.items()}))
+            for at, ev in events]
+
+
+def previous_good(context: AssetExecutionContext, current: str) -> ReleaseOutcome | None:
+    """The last good release before ``current``, by the domain rule over the recorded validations."""
+    return last_good_outcome([outcome for _, outcome in recorded_validations(context.instance)], current)
 
 
 def _gate_specs() -> list[AssetCheckSpec]:

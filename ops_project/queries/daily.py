@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from ops_project.queries.analyze import Collected, collect, report
 from ops_project.queries.config import QueriesConfig, QuerySource
+from ops_project.queries.release_tie import Deployment, tie
 from ops_project.releases.compare import MIN_SAMPLES, compare
 
 SAMPLES_KEPT = 256  # per query shape, in the stored report: tomorrow's comparison needs them
@@ -36,9 +37,11 @@ def _fmt(source: QuerySource) -> str:
     return "sqlite-jsonl" if source.kind == "sqlite_jsonl" else source.format
 
 
-def daily_report(settings: QueriesConfig, database: str, day: str, tz: ZoneInfo, previous: dict | None) -> dict:
+def daily_report(settings: QueriesConfig, database: str, day: str, tz: ZoneInfo, previous: dict | None,
+                 deployments: list[Deployment] = ()) -> dict:
     """The report of ``database`` for ``day`` (YYYY-MM-DD), compared with ``previous`` (the stored report of
-    the day before, or None). Raises NoStatementsError when the day's logs hold no statement."""
+    the day before, or None); each regression tied to a release of ``deployments``. Raises NoStatementsError
+    when the day's logs hold no statement."""
     since, until = day_range(day, tz)
     sources = [s for s in settings.sources if s.database == database and s.kind != "pg_stat_statements"]
     collected = Collected()
@@ -61,15 +64,18 @@ def daily_report(settings: QueriesConfig, database: str, day: str, tz: ZoneInfo,
     out["all_fingerprints"] = sorted(collected.groups)  # new and gone are judged on every shape, not the top
     out["compared_with"] = previous["day"] if previous else None
     out["new"], out["gone"], out["regressed"] = _compare(out, previous, settings.regression_factor)
+    previous_start = day_range(previous["day"], tz)[0] if previous else since
+    out["regressed"] = [tie(r, list(deployments), previous_start, until) for r in out["regressed"]]
     return out
 
 
-def make_daily(store, settings: QueriesConfig, database: str, day: str, tz: ZoneInfo) -> tuple[dict, str]:
+def make_daily(store, settings: QueriesConfig, database: str, day: str, tz: ZoneInfo,
+               deployments: list[Deployment] = ()) -> tuple[dict, str]:
     """The day's report, compared with the stored report of the day before, stored in ``store`` (the primary
     region) at ``report_key``. Returns the report and where it went. The asset and the CLI both call this."""
     before = report_key(database, (date.fromisoformat(day) - timedelta(days=1)).isoformat())
     previous = json.loads(store.get_bytes(before)) if store.exists(before) else None
-    rep = daily_report(settings, database, day, tz, previous)
+    rep = daily_report(settings, database, day, tz, previous, deployments)
     key = report_key(database, day)
     store.put_bytes(key, to_bytes(rep))
     return rep, store.describe(key)
@@ -113,7 +119,10 @@ def markdown(rep: dict, limit: int = 15) -> str:
     if rep.get("compared_with"):
         lines += ["", f"Since {rep['compared_with']}: {len(rep['new'])} new, {len(rep['gone'])} gone, "
                       f"{len(rep['regressed'])} regressed."]
-        lines += [f"- REGRESSED: `{r['query'][:100]}`: {r['why']}" for r in rep["regressed"]]
+        for r in rep["regressed"]:
+            release = r.get("release")
+            tied = f"; release {release['tag']} ({release['how']})" if release else ""
+            lines.append(f"- REGRESSED: `{r['query'][:100]}`: {r['why']}{tied}")
     return "\n".join(lines)
 
 

@@ -112,3 +112,54 @@ def test_the_cli_report_is_the_assets_report(setup):
     empty = cli("--database", "booking", "--day", DAY3)
     assert empty.returncode == 1 and "Traceback" not in empty.stderr and f"on {DAY3}" in empty.stderr
     assert not store.exists(report_key("booking", DAY3))  # nothing half-written or wrongly marked good
+
+
+def test_a_regression_is_tied_to_the_release_deployed_between_the_days(tmp_path, demo_db, write_config):
+    import logging
+
+    from dagster import AssetMaterialization
+    from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+    from dagster._core.events.log import EventLogEntry
+
+    today = datetime.now(JNB).date()
+    day1, day2 = (today - timedelta(days=2)).isoformat(), (today - timedelta(days=1)).isoformat()
+    rng = random.Random(5)
+    log = tmp_path / "q.jsonl"
+    log.write_text("\n".join(_lines(day1, {A: (120, 1.0), B: (60, 0.3)}, rng)
+                             + _lines(day2, {A: (120, 6.0), B: (60, 0.3)}, rng)) + "\n")
+    cfg = load_config(write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
+                                   [local_region(tmp_path, "af-south-1")],
+                                   releases={"repo": str(tmp_path / "booking.git")},
+                                   queries={"sources": [{"database": "booking", "kind": "sqlite_jsonl",
+                                                         "paths": [str(log)]}]}))
+    defs = build_definitions(cfg)
+    job = defs.resolve_job_def("slow_query_job")
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("releases", ["v1.3.0"])
+        # validated (deployed) on the morning of the second day: stored as Dagster stores it, at that time
+        deployed = datetime.fromisoformat(day2).replace(hour=6, tzinfo=JNB)
+        event = DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION.value, "__ASSET_JOB", event_specific_data=
+                             StepMaterializationData(AssetMaterialization("deploy_validation", partition="v1.3.0",
+                                                                          metadata={"verdict": "passed"})))
+        instance.store_event(EventLogEntry(error_info=None, level=logging.INFO, user_message="", run_id="",
+                                           timestamp=deployed.timestamp(), dagster_event=event))
+        for day in (day1, day2):
+            assert job.execute_in_process(partition_key=MultiPartitionKey({"database": "booking", "day": day}),
+                                          instance=instance).success
+    second = json.loads(Clients(cfg).store(cfg.primary).get_bytes(report_key("booking", day2)))
+    (regressed,) = second["regressed"]
+    assert regressed["release"]["tag"] == "v1.3.0" and "between the two days" in regressed["release"]["how"]
+
+
+def test_tie_rules():
+    from ops_project.queries.release_tie import Deployment, tie
+
+    d1, d2_end = datetime(2026, 11, 20, tzinfo=JNB), datetime(2026, 11, 22, tzinfo=JNB)
+    old = Deployment("v1.0.0", datetime(2026, 11, 1, tzinfo=JNB), True)
+    new = Deployment("v1.1.0", datetime(2026, 11, 21, 9, tzinfo=JNB), True)
+    newer = Deployment("v1.1.1", datetime(2026, 11, 21, 15, tzinfo=JNB), True)
+    later = Deployment("v1.2.0", datetime(2026, 11, 25, tzinfo=JNB), True)
+    assert tie({}, [old, new, newer, later], d1, d2_end)["release"]["tag"] == "v1.1.1"
+    live = tie({}, [old, later], d1, d2_end)["release"]
+    assert live["tag"] == "v1.0.0" and "no release in between" in live["how"]
+    assert tie({}, [later], d1, d2_end)["release"] is None

@@ -47,16 +47,17 @@ def deployments(instance) -> list:
 
 
 def build_query_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
-    if not analysed_databases(cfg):
+    analysed = analysed_databases(cfg)
+    if not analysed:
         return []
     primary = cfg.primary.name
+    engines = {d.engine for d in cfg.databases if d.name in analysed}
 
     @asset(
         key=QUERIES_KEY,
         partitions_def=query_partitions(cfg),
         required_resource_keys={"ops_config", region_key(primary)},
-        kinds={"postgres" if any(d.engine == "postgres" for d in cfg.databases
-                                 if d.name in analysed_databases(cfg)) else "sqlite", "python"},
+        kinds={*engines, "python"},
         group_name="queries",
         owners=cfg.owners,
         op_tags={"ops/kind": "queries"},

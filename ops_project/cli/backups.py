@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ops_project.cli import exits
-from ops_project.cli.parsing import command
+from ops_project.cli.parsing import command, group
 from ops_project.cli.progress import ProgressBar
 from ops_project.common.errors import OpsError
 
@@ -182,10 +182,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub) -> list[argparse.ArgumentParser]:
-    backups = sub.add_parser("backups", help="take, list, verify, restore and replicate backups without Dagster",
-                             description="Take, list, verify, restore and replicate backups without Dagster.",
-                             epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    bsub = backups.add_subparsers(dest="action", required=True, metavar="ACTION")
+    bsub = group(sub, "backups", "take, list, verify, restore and replicate backups without Dagster")
     take = command(bsub, "take", "snapshot a database now into the primary region, then replicate everywhere",
                    "An ad-hoc backup outside the backup windows (it belongs to no window). Prints where it went.")
     take.add_argument("--database", required=True, help="the configured database to back up")

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from ops_project.cli import exits
-from ops_project.cli.parsing import command
+from ops_project.cli.parsing import command, group, write_json
 
 
 def _positive(text: str) -> int:
@@ -23,15 +21,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     report = analyze(args.logs, args.format, args.log_line_prefix, top=args.top, keep_examples=args.keep_examples,
                      explain_db=args.explain_db, log_database=args.log_database)
-    if args.json:
-        text = json.dumps(report, indent=2) + "\n"
-        if args.json == "-":
-            sys.stdout.write(text)
-        else:
-            out = Path(args.json)
-            tmp = out.with_name(out.name + ".tmp")
-            tmp.write_text(text)
-            tmp.replace(out)  # never a half-written report
+    if args.json == "-":
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    elif args.json:
+        write_json(args.json, report)
     if args.json != "-":
         total = report["total_ms"]
         spent = f"{total / 1000:.1f} s" if total >= 1000 else f"{total:.1f} ms"
@@ -66,17 +59,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     clients = Clients(cfg)
     rep, location = make_daily(clients.store(cfg.primary), cfg.queries, args.database, day, cfg.tz)
     if args.json:
-        Path(args.json).write_text(json.dumps(rep, indent=1) + "\n")
+        write_json(args.json, rep)
     print(markdown(rep))
     print(f"\nstored at {location}")
     return 0
 
 
 def add_parsers(sub) -> list[argparse.ArgumentParser]:
-    queries = sub.add_parser("queries", help="slow-query analysis of PostgreSQL and SQLite query logs",
-                             description="Slow-query analysis of PostgreSQL and SQLite query logs.",
-                             epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    qsub = queries.add_subparsers(dest="action", required=True, metavar="ACTION")
+    qsub = group(sub, "queries", "slow-query analysis of PostgreSQL and SQLite query logs")
     analyze = command(qsub, "analyze", "rank the statements of query logs by total time",
                       "PostgreSQL logs (stderr with any log_line_prefix, csvlog, jsonlog; plain or .gz; files or\n"
                       "globs) or SQLite/D1 JSON lines. Statements are grouped by fingerprint: the same query with\n"

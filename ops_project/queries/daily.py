@@ -13,7 +13,7 @@ import random
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from ops_project.queries.analyze import Collected, collect, report
+from ops_project.queries.analyze import Collected, NoStatementsError, collect, report
 from ops_project.queries.config import QueriesConfig, QuerySource
 from ops_project.queries.release_tie import Deployment, tie
 from ops_project.releases.compare import MIN_SAMPLES, compare
@@ -49,8 +49,6 @@ def daily_report(settings: QueriesConfig, database: str, day: str, tz: ZoneInfo,
         collect(source.paths, _fmt(source), source.log_line_prefix, keep_examples=settings.keep_examples,
                 since=since, until=until, tz=tz, into=collected, log_database=source.log_database)
     if not collected.groups:
-        from ops_project.queries.analyze import NoStatementsError
-
         raise NoStatementsError(
             f"no statement of {database} logged on {day} ({tz.key}) in {', '.join(collected.read.files)} "
             f"({collected.outside} statements on other days): the logs of that day are missing or rotated away")

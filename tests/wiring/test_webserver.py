@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,8 +16,8 @@ from ops_project.backups.catalog import list_backups
 from ops_project.backups.layout import backup_prefix, data_name
 from ops_project.clients import Clients
 from ops_project.config import load_config
+from tests import servers
 from tests.conftest import local_region
-from tests.servers import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,35 +34,9 @@ def dagster_dev(tmp_path, demo_db, write_config, receiver):
     # The shipped instance settings: one run per database at a time, a backfill over many windows queues
     # behind it, and runs launched from the UI or a backfill get their ops/* tags from the run coordinator.
     (home / "dagster.yaml").write_text((REPO / "deploy" / "dagster.local.yaml").read_text())
-    port = free_ports(1)[0]
-    env = dict(os.environ, DAGSTER_HOME=str(home), OPS_CONFIG=str(config),
-               OPS_T_WEBHOOK=receiver[0] + "/hooks/T000/B000/XXXX")
-    log = open(tmp_path / "dagster-dev.log", "wb")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml",
-                             "-h", "127.0.0.1", "-p", str(port)], cwd=REPO, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"dagster dev exited: {(tmp_path / 'dagster-dev.log').read_text()[-3000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail("dagster dev did not answer within 120 s")
-        time.sleep(0.5)
-    try:
+    with servers.dagster_dev(home, config, tmp_path / "dagster-dev.log",
+                             env={"OPS_T_WEBHOOK": receiver[0] + "/hooks/T000/B000/XXXX"}) as port:
         yield load_config(config), port
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 def test_backup_run_launched_over_graphql(dagster_dev):

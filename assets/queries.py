@@ -18,14 +18,14 @@ from assets.guard import guarded
 from assets.partitions import first_window
 from assets.releases import recorded_validations
 from ops_project.config import OpsConfig
-from resources import region_key
+from resources import database_key, region_key
 
 QUERIES_KEY = AssetKey("slow_query_report")
 
 
 def analysed_databases(cfg: OpsConfig) -> list[str]:
-    """The databases that have a query log configured, in configuration order."""
-    named = {s.database for s in cfg.queries.sources if s.kind != "pg_stat_statements"}
+    """The databases that have a query log or pg_stat_statements configured, in configuration order."""
+    named = {s.database for s in cfg.queries.sources}
     return [db.name for db in cfg.databases if db.name in named]
 
 
@@ -36,6 +36,16 @@ def query_partitions(cfg: OpsConfig) -> MultiPartitionsDefinition:
         "database": StaticPartitionsDefinition(analysed_databases(cfg)),
         "day": DailyPartitionsDefinition(start_date=start.isoformat(), timezone=cfg.timezone),
     })
+
+
+def _stat_metadata(stat: dict | None) -> dict:
+    """pg_stat_statements' figures for Dagster's plots: its time, the logs' share of it, entries thrown away."""
+    if not stat or stat.get("discarded"):
+        return {}
+    out = {"stat_statements_seconds": round(stat["total_ms"] / 1000, 3), "stat_statements_dealloc": stat["dealloc"]}
+    if (stat.get("coverage") or {}).get("share") is not None:
+        out["log_coverage"] = stat["coverage"]["share"]
+    return out
 
 
 def deployments(instance) -> list:
@@ -52,21 +62,23 @@ def build_query_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         return []
     primary = cfg.primary.name
     engines = {d.engine for d in cfg.databases if d.name in analysed}
+    counted = sorted({s.database for s in cfg.queries.sources if s.kind == "pg_stat_statements"})  # need a URL
 
     @asset(
         key=QUERIES_KEY,
         partitions_def=query_partitions(cfg),
-        required_resource_keys={"ops_config", region_key(primary)},
+        required_resource_keys={"ops_config", region_key(primary), *map(database_key, counted)},
         kinds={*engines, "python"},
         group_name="queries",
         owners=cfg.owners,
         op_tags={"ops/kind": "queries"},
         description=(
             "One database's statements of one day, from its PostgreSQL logs (stderr, csvlog, jsonlog) or SQLite "
-            "query logs, grouped by fingerprint (the same query whatever its literals, parameters or IN-list "
-            "length), ranked by total time, and compared with the day before: new and gone query shapes, and "
-            "regressions (one-sided Mann-Whitney U, p95 over regression_factor). Stored as JSON under "
-            f"reports/queries/<database>/<day>.json in {primary}. A day whose logs hold no statement fails."),
+            "query logs, and from pg_stat_statements (a snapshot of the live server per run, diffed against the "
+            "last one stored beside the reports), grouped by fingerprint (the same query whatever its literals, "
+            "parameters or IN-list length), ranked by total time, and compared with the day before: new and gone "
+            "query shapes, and regressions (one-sided Mann-Whitney U, p95 over regression_factor). Stored as JSON "
+            f"under reports/queries/<database>/<day>.json in {primary}. A day whose logs hold no statement fails."),
     )
     @guarded
     def slow_query_report(context: AssetExecutionContext) -> MaterializeResult:
@@ -76,14 +88,17 @@ def build_query_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         database, day = keys["database"], keys["day"]
         ops_cfg = context.resources.ops_config.load()
         store = getattr(context.resources, region_key(primary)).store()
+        url = getattr(context.resources, database_key(database)).prepare() if database in counted else None
         rep, location = make_daily(store, ops_cfg.queries, database, day, ops_cfg.tz,
-                                   deployments(context.instance) if ops_cfg.releases else [])
+                                   deployments(context.instance) if ops_cfg.releases else [],
+                                   stat_statements_url=url)
         parsed = rep["statements"] - rep["unparsed_statements"]
         return MaterializeResult(metadata={
             "statements": rep["statements"], "query_shapes": rep["fingerprints"],
             "total_seconds": round(rep["total_ms"] / 1000, 3),
             "parsed_share": round(parsed / rep["statements"], 4) if rep["statements"] else 0.0,
             "new_shapes": len(rep["new"]), "gone_shapes": len(rep["gone"]), "regressed": len(rep["regressed"]),
+            **_stat_metadata(rep.get("pg_stat_statements")),
             "location": MetadataValue.path(location),
             "report": MetadataValue.md(markdown(rep)),
         })

@@ -80,6 +80,14 @@ class OpsConfig(Strict):
         unknown = sorted({s.database for s in self.queries.sources} - {d.name for d in self.databases})
         if unknown:
             raise ValueError(f"queries.sources: no database named {', '.join(unknown)} under databases")
+        engines = {d.name: d.engine for d in self.databases}
+        for source in self.queries.sources:
+            if source.kind == "pg_stat_statements" and engines[source.database] != "postgres":
+                raise ValueError(f"queries.sources: {source.database} is a {engines[source.database]} database; "
+                                 f"pg_stat_statements is PostgreSQL's (use sqlite_jsonl for its query log)")
+            if source.kind == "pg_stat_statements" and source.paths:
+                raise ValueError(f"queries.sources: the pg_stat_statements source of {source.database} reads the "
+                                 f"live server (its url_env), not files: drop 'paths'")
         if self.restore.region and self.restore.region not in {r.name for r in self.regions}:
             raise ValueError(f"restore.region: {self.restore.region!r} is not one of the configured regions")
         return self

@@ -49,15 +49,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ops_project.queries.daily import make_daily, markdown
 
     cfg = load_config(args.config)
-    cfg.database(args.database)
-    if not any(s.database == args.database and s.kind != "pg_stat_statements" for s in cfg.queries.sources):
-        raise UnknownNameError(f"{cfg.source}: queries.sources names no log for database {args.database!r}")
+    db = cfg.database(args.database)
+    if not any(s.database == args.database for s in cfg.queries.sources):
+        raise UnknownNameError(f"{cfg.source}: queries.sources names no log and no pg_stat_statements for "
+                               f"database {args.database!r}")
     try:
         day = date.fromisoformat(args.day).isoformat()
     except ValueError:
         raise UnknownNameError(f"--day {args.day!r} is not a date (YYYY-MM-DD)") from None
     clients = Clients(cfg)
-    rep, location = make_daily(clients.store(cfg.primary), cfg.queries, args.database, day, cfg.tz)
+    counted = any(s.database == args.database and s.kind == "pg_stat_statements" for s in cfg.queries.sources)
+    rep, location = make_daily(clients.store(cfg.primary), cfg.queries, args.database, day, cfg.tz,
+                               stat_statements_url=clients.database_url(db) if counted else None)
     if args.json:
         write_json(args.json, rep)
     print(markdown(rep))
@@ -91,6 +94,8 @@ def add_parsers(sub) -> list[argparse.ArgumentParser]:
     analyze.set_defaults(func=cmd_analyze)
     rep = command(qsub, "report", "make and store one database's daily report, as the Dagster asset does",
                   "Reads the day's statements (configured time zone) from the logs queries.sources names,\n"
+                  "and, for a pg_stat_statements source, what the server counted since the last snapshot\n"
+                  "(taken now, when the day is today or yesterday, and stored beside the reports);\n"
                   "compares them with the stored report of the day before, stores the report in the primary\n"
                   "region (reports/queries/<database>/<day>.json) and prints its table.")
     rep.add_argument("--database", required=True, help="a configured database that queries.sources names")

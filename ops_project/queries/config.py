@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from ops_project.common.config import Strict
 
@@ -14,20 +14,14 @@ LogFormat = Literal["auto", "stderr", "csvlog", "jsonlog", "sqlite-jsonl"]
 
 class QuerySource(Strict):
     database: str
+    # postgres_log: the server's log files; pg_stat_statements: snapshots of the live server (the database's
+    # url_env), diffed run to run; sqlite_jsonl: D1-style query logs
     kind: Literal["postgres_log", "pg_stat_statements", "sqlite_jsonl"]
     paths: list[Path] = []  # files or globs; .gz is read as gzip
     format: LogFormat = "auto"
     log_line_prefix: str | None = None  # the server's log_line_prefix (stderr logs); default '%m [%p] '
     log_database: str | None = None  # PostgreSQL: only this database's statements (%d); default: all in the log
 
-
-    @field_validator("kind")
-    @classmethod
-    def _kind(cls, value: str) -> str:
-        if value == "pg_stat_statements":  # named by the contract; refused until it is read, never ignored
-            raise ValueError("pg_stat_statements sources are not analysed yet: use postgres_log (the server's "
-                             "logs) for this database")
-        return value
 
 
 class QueriesConfig(Strict):

@@ -62,12 +62,12 @@ def build_query_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         return []
     primary = cfg.primary.name
     engines = {d.engine for d in cfg.databases if d.name in analysed}
-    counted = sorted({s.database for s in cfg.queries.sources if s.kind == "pg_stat_statements"})  # need a URL
+    counted = {s.database for s in cfg.queries.sources if s.kind == "pg_stat_statements"}
 
     @asset(
         key=QUERIES_KEY,
         partitions_def=query_partitions(cfg),
-        required_resource_keys={"ops_config", region_key(primary), *map(database_key, counted)},
+        required_resource_keys={"ops_config", region_key(primary), *map(database_key, analysed)},
         kinds={*engines, "python"},
         group_name="queries",
         owners=cfg.owners,
@@ -82,21 +82,24 @@ def build_query_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
     )
     @guarded
     def slow_query_report(context: AssetExecutionContext) -> MaterializeResult:
-        from ops_project.queries.daily import make_daily, markdown
+        from ops_project.queries.daily import hinter, make_daily, markdown
 
         keys = context.partition_key.keys_by_dimension
         database, day = keys["database"], keys["day"]
         ops_cfg = context.resources.ops_config.load()
         store = getattr(context.resources, region_key(primary)).store()
-        url = getattr(context.resources, database_key(database)).prepare() if database in counted else None
+        db = ops_cfg.database(database)
+        url = getattr(context.resources, database_key(database)).prepare()  # the URL; a demo file made
         rep, location = make_daily(store, ops_cfg.queries, database, day, ops_cfg.tz,
                                    deployments(context.instance) if ops_cfg.releases else [],
-                                   stat_statements_url=url)
+                                   stat_statements_url=url if database in counted else None,
+                                   explain=hinter(db.engine, url=url, path=db.path))
         parsed = rep["statements"] - rep["unparsed_statements"]
         return MaterializeResult(metadata={
             "statements": rep["statements"], "query_shapes": rep["fingerprints"],
             "total_seconds": round(rep["total_ms"] / 1000, 3),
             "parsed_share": round(parsed / rep["statements"], 4) if rep["statements"] else 0.0,
+            "index_hints": len(rep["hints"]),
             "new_shapes": len(rep["new"]), "gone_shapes": len(rep["gone"]), "regressed": len(rep["regressed"]),
             **_stat_metadata(rep.get("pg_stat_statements")),
             "location": MetadataValue.path(location),

@@ -46,7 +46,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ops_project.clients import Clients
     from ops_project.common.errors import UnknownNameError
     from ops_project.config import load_config
-    from ops_project.queries.daily import make_daily, markdown
+    from ops_project.queries.daily import hinter, make_daily, markdown
 
     cfg = load_config(args.config)
     db = cfg.database(args.database)
@@ -59,8 +59,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UnknownNameError(f"--day {args.day!r} is not a date (YYYY-MM-DD)") from None
     clients = Clients(cfg)
     counted = any(s.database == args.database and s.kind == "pg_stat_statements" for s in cfg.queries.sources)
+    url = clients.database_url(db)
     rep, location = make_daily(clients.store(cfg.primary), cfg.queries, args.database, day, cfg.tz,
-                               stat_statements_url=clients.database_url(db) if counted else None)
+                               stat_statements_url=url if counted else None,
+                               explain=hinter(db.engine, url=url, path=db.path))
     if args.json:
         write_json(args.json, rep)
     print(markdown(rep))

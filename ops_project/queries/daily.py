@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from ops_project.common.errors import OpsError
 from ops_project.queries import pgss
 from ops_project.queries.analyze import Collected, NoStatementsError, collect, report
 from ops_project.queries.config import QueriesConfig, QuerySource
@@ -58,12 +61,14 @@ def has_stat_statements(settings: QueriesConfig, database: str) -> bool:
 
 
 def daily_report(settings: QueriesConfig, database: str, day: str, tz: ZoneInfo, previous: dict | None,
-                 deployments: list[Deployment] = (), interval: Interval | None = None) -> dict:
+                 deployments: list[Deployment] = (), interval: Interval | None = None,
+                 explain: Callable[[list[dict]], list[dict]] | None = None) -> dict:
     """The report of ``database`` for ``day`` (YYYY-MM-DD), compared with ``previous`` (the stored report of
     the day before, or None); each regression tied to a release of ``deployments``. ``interval``: what
     pg_stat_statements counted since its last snapshot (``pgss.diff``), reported beside the logs (with the share
-    of its time the logs captured), or instead of them for a database without logs. Raises NoStatementsError
-    when the day's logs hold no statement."""
+    of its time the logs captured), or instead of them for a database without logs. ``explain``: index hints
+    for the top statements from the database's planner (``hinter``). Raises NoStatementsError when the day's
+    logs hold no statement."""
     since, until = day_range(day, tz)
     logged = has_logs(settings, database)
     stat = _stat_statements(settings, database, interval, tz) if interval is not None else None
@@ -86,6 +91,11 @@ def daily_report(settings: QueriesConfig, database: str, day: str, tz: ZoneInfo,
                "total_ms": stat["total_ms"], "files": [], "lines": 0, "unparsed_lines": 0, "outside_range": 0,
                "source": "pg_stat_statements"}
     out["database"], out["day"], out["timezone"] = database, day, tz.key
+    if explain is not None:
+        try:
+            out["hints"] = explain(out["queries"])
+        except OpsError as exc:  # the report stands; it says the planner could not be asked
+            out["hints_error"] = str(exc)
     if stat is not None:
         out["pg_stat_statements"] = stat
     for q in out["queries"] if logged else ():
@@ -147,9 +157,21 @@ def snapshot_due(day: str, tz: ZoneInfo, now: datetime) -> bool:
     return now < end + timedelta(days=1)
 
 
+def hinter(engine: str, *, url: str | None = None, path: str | Path | None = None):
+    """Index hints for a report's top statements from the database's own planner, or None when it cannot be
+    reached from here (no URL, no file)."""
+    from ops_project.queries import plans
+
+    if engine == "postgres" and url:
+        return lambda queries: plans.postgres_hints(url, queries)
+    if engine == "sqlite" and path is not None and Path(path).is_file():
+        return lambda queries: plans.sqlite_hints(path, queries[:plans.EXPLAINED])
+    return None
+
+
 def make_daily(store, settings: QueriesConfig, database: str, day: str, tz: ZoneInfo,
                deployments: list[Deployment] = (), *, stat_statements_url: str | None = None,
-               now: datetime | None = None) -> tuple[dict, str]:
+               now: datetime | None = None, explain=None) -> tuple[dict, str]:
     """The day's report, compared with the stored report of the day before, stored in ``store`` (the primary
     region) at ``report_key``. Returns the report and where it went. The asset and the CLI both call this.
 
@@ -170,7 +192,7 @@ def make_daily(store, settings: QueriesConfig, database: str, day: str, tz: Zone
             raise NoStatementsError(
                 f"the first pg_stat_statements snapshot of {database} was taken now and stored: the counters say "
                 f"what ran since the previous snapshot, and there was none. The next run reports the interval")
-    rep = daily_report(settings, database, day, tz, previous, deployments, interval)
+    rep = daily_report(settings, database, day, tz, previous, deployments, interval, explain)
     if snapshot is not None and interval is None:
         rep["pg_stat_statements"] = {"until": snapshot["taken_at"], "discarded": "the first snapshot: the next "
                                      "run reports what ran since"}
@@ -255,6 +277,11 @@ def markdown(rep: dict, limit: int = 15) -> str:
                 lines.append(f"- LOST COVERAGE: {stat['lost_coverage']}")
             if not source:
                 lines += ["", table(heads, rows(stat["queries"]))]
+    if rep.get("hints"):
+        lines += ["", "Index hints (from the planner):"]
+        lines += [f"- {h['hint']}: `{h['plan'][:120]}`" for h in rep["hints"]]
+    if rep.get("hints_error"):
+        lines += ["", f"Index hints unavailable: {rep['hints_error']}"]
     if rep.get("compared_with"):
         lines += ["", f"Since {rep['compared_with']}: {len(rep['new'])} new, {len(rep['gone'])} gone, "
                       f"{len(rep['regressed'])} regressed."]

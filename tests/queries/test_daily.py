@@ -67,6 +67,10 @@ def test_two_days_then_a_regression_a_new_and_a_gone_shape(setup):
         first = json.loads(store.get_bytes(report_key("booking", DAY1)))
         second = json.loads(store.get_bytes(report_key("booking", DAY2)))
         assert first["statements"] == 210 and first["compared_with"] is None and second["compared_with"] == DAY1
+        # the planner of the database itself (opened read-only): payments has no index on status
+        assert [(h["table"], h["plan"]) for h in first["hints"]] == [("payments", "SCAN payments")]
+        assert results[DAY1].asset_materializations_for_node("slow_query_report")[0].metadata[
+            "index_hints"].value == 1
         shapes = {q["query"]: q["fingerprint"] for q in second["queries"]}
         slow = next(f for text, f in shapes.items() if "FROM appointments" in text)
         assert [r["fingerprint"] for r in second["regressed"]] == [slow]  # B, unchanged, is not

@@ -202,3 +202,25 @@ def test_counters_regressions_are_judged_on_means_with_welch():
     assert slower["p_value"] < 1e-6 and "Welch" in slower["why"]
     assert _compare(day(3.2, 3.0, 500), day(3.0, 3.0, 500), 1.5)[2] == []  # within the factor
     assert _compare(day(9.0, 30.0, 10), day(3.0, 30.0, 10), 1.5)[2] == []  # too noisy to convict
+
+
+def test_postgres_hints_name_sequential_scans_of_large_tables_only(pg, tmp_path):
+    from ops_project.queries.analyze import analyze
+    from ops_project.queries.plans import postgres_hints
+
+    with psycopg.connect(pg.url, autocommit=True) as con:
+        con.execute("CREATE TABLE pgss_big (id int PRIMARY KEY, email text NOT NULL)")
+        con.execute("INSERT INTO pgss_big SELECT g, 'user' || g || '@example.com' FROM generate_series(1, 20000) g")
+        con.execute("ANALYZE pgss_big")
+        con.execute("ANALYZE pgss_items")
+    marks = pg.marks(tmp_path / "sync")
+    run(pg, "SELECT id FROM pgss_big WHERE email = %s", 3, ("user7@example.com",))  # no index on email
+    run(pg, "SELECT email FROM pgss_big WHERE id = %s", 3, (7,))  # the primary key
+    run(pg, "SELECT k FROM pgss_items WHERE v = %s", 3, ("item-3",))  # 500 rows: small, a scan is fine
+    logs = pg.tail_since(marks, tmp_path / "logs")
+    rep = analyze([logs["stderr"]], "stderr", LOG_PREFIX)
+    hints = postgres_hints(pg.url, rep["queries"], top=len(rep["queries"]))
+    by_query = {q["fingerprint"]: q["query"] for q in rep["queries"]}
+    assert [(by_query[h["fingerprint"]], h["table"]) for h in hints] == \
+        [("SELECT id FROM pgss_big WHERE email = $1", "public.pgss_big")], hints
+    assert "email" in hints[0]["plan"] and "user7" not in json.dumps(hints)  # the generic plan: no literal

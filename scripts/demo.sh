@@ -11,3 +11,7 @@ mkdir -p "$DAGSTER_HOME"
 .venv/bin/python scripts/run_backup_job.py
 echo
 .venv/bin/python -m ops_project backups list
+# the slow-query report of yesterday, over a day of demo API traffic (its query log, D1's shape)
+echo
+.venv/bin/python -m ops_project demo-traffic --day yesterday
+.venv/bin/python -m ops_project queries report --database booking --day yesterday

@@ -41,7 +41,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from datetime import date
+    from datetime import date, datetime, timedelta
 
     from ops_project.clients import Clients
     from ops_project.common.errors import UnknownNameError
@@ -54,9 +54,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UnknownNameError(f"{cfg.source}: queries.sources names no log and no pg_stat_statements for "
                                f"database {args.database!r}")
     try:
-        day = date.fromisoformat(args.day).isoformat()
+        day = (datetime.now(cfg.tz).date() - timedelta(days=1) if args.day == "yesterday"
+               else date.fromisoformat(args.day)).isoformat()
     except ValueError:
-        raise UnknownNameError(f"--day {args.day!r} is not a date (YYYY-MM-DD)") from None
+        raise UnknownNameError(f"--day {args.day!r} is not a date (YYYY-MM-DD) or 'yesterday'") from None
     clients = Clients(cfg)
     counted = any(s.database == args.database and s.kind == "pg_stat_statements" for s in cfg.queries.sources)
     url = clients.database_url(db)
@@ -101,7 +102,7 @@ def add_parsers(sub) -> list[argparse.ArgumentParser]:
                   "compares them with the stored report of the day before, stores the report in the primary\n"
                   "region (reports/queries/<database>/<day>.json) and prints its table.")
     rep.add_argument("--database", required=True, help="a configured database that queries.sources names")
-    rep.add_argument("--day", required=True, help="the day, YYYY-MM-DD, in the configured time zone")
+    rep.add_argument("--day", required=True, help="the day, YYYY-MM-DD or yesterday, in the configured time zone")
     rep.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")
     rep.set_defaults(func=cmd_report)
     return [analyze, rep]

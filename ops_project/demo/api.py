@@ -40,15 +40,15 @@ def _iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def create_app(db_path: str | Path, version: str, *, latency_ms: int = 0, query_log: str | Path | None = None
-               ) -> Starlette:
-    """``query_log``: a file to append every statement to, as D1's query insights give them (JSON lines)."""
+def create_app(db_path: str | Path, version: str, *, latency_ms: int = 0, query_log=None) -> Starlette:
+    """``query_log``: a file (or a ``demo.querylog.QueryLog``) to append every statement to, as D1's query
+    insights give them (JSON lines); ``{date}`` in a path is the UTC day."""
     db_path = Path(db_path)
     factory = None
     if query_log is not None:
         from ops_project.demo.querylog import QueryLog, logged_connection
 
-        factory = logged_connection(QueryLog(query_log))
+        factory = logged_connection(query_log if isinstance(query_log, QueryLog) else QueryLog(query_log))
 
     def connect() -> sqlite3.Connection:
         if not db_path.is_file():

@@ -12,23 +12,30 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 
 class QueryLog:
-    """Appends to a JSONL file; safe across the API's worker threads."""
+    """Appends to a JSONL file; safe across the API's worker threads. A ``{date}`` in the path is the statement's
+    UTC day (one file a day, as servers rotate their logs). ``clock``: when a statement ran (default: now)."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: str | Path, clock: Callable[[], datetime] | None = None):
+        self.template = str(path)
+        Path(self.template.replace("{date}", "x")).parent.mkdir(parents=True, exist_ok=True)
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
 
+    def path_for(self, at: datetime) -> Path:
+        return Path(self.template.replace("{date}", at.astimezone(UTC).date().isoformat()))
+
     def write(self, sql: str, duration_ms: float, rows_read: int, rows_written: int) -> None:
-        line = json.dumps({"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "sql": sql,
+        at = self._clock()
+        line = json.dumps({"ts": at.astimezone(UTC).isoformat(timespec="milliseconds"), "sql": sql,
                            "duration_ms": round(duration_ms, 4), "rows_read": rows_read,
                            "rows_written": rows_written})
-        with self._lock, open(self.path, "a") as fh:
+        with self._lock, open(self.path_for(at), "a") as fh:
             fh.write(line + "\n")
 
 

@@ -112,7 +112,7 @@ def test_the_cli_report_is_the_assets_report(setup):
     assert "Since 2026-11-20: 1 new, 1 gone, 1 regressed." in done.stdout and report_key("booking", DAY2) in done.stdout
     assert json.loads(store.get_bytes(report_key("booking", DAY2)))["regressed"]
     assert cli("--database", "nope", "--day", DAY1).returncode == 2
-    assert cli("--database", "booking", "--day", "yesterday").returncode == 2
+    assert cli("--database", "booking", "--day", "2026-11-31").returncode == 2
     empty = cli("--database", "booking", "--day", DAY3)
     assert empty.returncode == 1 and "Traceback" not in empty.stderr and f"on {DAY3}" in empty.stderr
     assert not store.exists(report_key("booking", DAY3))  # nothing half-written or wrongly marked good

@@ -42,7 +42,7 @@ def test_shipped_code_location_loads_and_everything_resolves():
     repo = defs.get_repository_def()
     schedules = {s.name: s for s in repo.schedule_defs}
     assert set(schedules) == {"backup_schedule", "backup_retention_schedule", "verified_rpo_schedule",
-                              "dr_drill_schedule"}
+                              "dr_drill_schedule", "slow_query_schedule"}
     for s in schedules.values():
         assert s.execution_timezone == "Africa/Johannesburg"
         assert s.job_name in jobs

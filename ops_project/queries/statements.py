@@ -48,6 +48,12 @@ def calls(entries: Iterable[Entry], stats: StatementStats | None = None) -> Iter
             continue
         msg = e.message
         if msg.startswith("duration: "):
+            # the common line first, by string operations: "duration: 1.234 ms  statement: SELECT …"
+            end = msg.find(" ms  statement: ", 10)
+            if end > 0 and msg[10:end].replace(".", "", 1).isdigit():
+                stats.calls += 1
+                yield Call(e.ts, float(msg[10:end]), msg[end + 16:])
+                continue
             m = _DURATION.match(msg)
             if m is None:
                 continue

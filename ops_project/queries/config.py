@@ -28,4 +28,5 @@ class QueriesConfig(Strict):
     sources: list[QuerySource] = []
     top: int = Field(50, ge=1, le=10000)
     regression_factor: float = Field(1.5, gt=1)
+    compare_days: int = Field(7, ge=1, le=90)  # new = unseen in these many days; also compared with them pooled
     keep_examples: bool = False  # literals stay out of reports unless turned on

@@ -62,13 +62,14 @@ def has_stat_statements(settings: QueriesConfig, database: str) -> bool:
 
 def daily_report(settings: QueriesConfig, database: str, day: str, tz: ZoneInfo, previous: dict | None,
                  deployments: list[Deployment] = (), interval: Interval | None = None,
-                 explain: Callable[[list[dict]], list[dict]] | None = None) -> dict:
+                 explain: Callable[[list[dict]], list[dict]] | None = None, earlier: list[dict] = ()) -> dict:
     """The report of ``database`` for ``day`` (YYYY-MM-DD), compared with ``previous`` (the stored report of
     the day before, or None); each regression tied to a release of ``deployments``. ``interval``: what
     pg_stat_statements counted since its last snapshot (``pgss.diff``), reported beside the logs (with the share
     of its time the logs captured), or instead of them for a database without logs. ``explain``: index hints
     for the top statements from the database's planner (``hinter``). Raises NoStatementsError when the day's
-    logs hold no statement."""
+    logs hold no statement. ``earlier``: stored reports of the days before ``previous`` (``compare_days``): a
+    shape none of them saw is new, and each shape is also compared with those days pooled."""
     since, until = day_range(day, tz)
     logged = has_logs(settings, database)
     stat = _stat_statements(settings, database, interval, tz) if interval is not None else None
@@ -108,7 +109,12 @@ def daily_report(settings: QueriesConfig, database: str, day: str, tz: ZoneInfo,
     if logged and stat is not None and not stat.get("discarded"):
         stat["coverage"] = _coverage(settings, database, stat, tz)
     out["compared_with"] = previous["day"] if previous else None
-    out["new"], out["gone"], out["regressed"] = _compare(out, previous, settings.regression_factor)
+    out["compared_days"] = sorted([r["day"] for r in earlier] + ([previous["day"]] if previous else []))
+    out["new"], out["gone"], out["regressed"] = _compare(out, previous, settings.regression_factor, earlier)
+    pooled = [*earlier, *([previous] if previous else [])]
+    out["regressed_over_days"] = (
+        _regressions({q["fingerprint"]: q for q in out["queries"]}, baseline(pooled), settings.regression_factor)
+        if len(pooled) >= 2 else [])  # one day is the comparison above
     previous_start = day_range(previous["day"], tz)[0] if previous else since
     out["regressed"] = [tie(r, list(deployments), previous_start, until) for r in out["regressed"]]
     return out
@@ -179,8 +185,11 @@ def make_daily(store, settings: QueriesConfig, database: str, day: str, tz: Zone
     source for it) and a day that is today or just ended, a snapshot is taken, diffed against the last one
     stored, and stored beside the reports once the report is."""
     now = now or datetime.now(UTC)
-    before = report_key(database, (date.fromisoformat(day) - timedelta(days=1)).isoformat())
-    previous = json.loads(store.get_bytes(before)) if store.exists(before) else None
+    reports = []
+    for back in range(1, settings.compare_days + 1):
+        key = report_key(database, (date.fromisoformat(day) - timedelta(days=back)).isoformat())
+        reports.append(json.loads(store.get_bytes(key)) if store.exists(key) else None)
+    previous, earlier = reports[0], [r for r in reports[1:] if r is not None]
     snapshot = interval = None
     if stat_statements_url and snapshot_due(day, tz, now):
         snapshot = pgss.take_snapshot(stat_statements_url, taken_at=now)
@@ -192,7 +201,7 @@ def make_daily(store, settings: QueriesConfig, database: str, day: str, tz: Zone
             raise NoStatementsError(
                 f"the first pg_stat_statements snapshot of {database} was taken now and stored: the counters say "
                 f"what ran since the previous snapshot, and there was none. The next run reports the interval")
-    rep = daily_report(settings, database, day, tz, previous, deployments, interval, explain)
+    rep = daily_report(settings, database, day, tz, previous, deployments, interval, explain, earlier)
     if snapshot is not None and interval is None:
         rep["pg_stat_statements"] = {"until": snapshot["taken_at"], "discarded": "the first snapshot: the next "
                                      "run reports what ran since"}
@@ -203,15 +212,50 @@ def make_daily(store, settings: QueriesConfig, database: str, day: str, tz: Zone
     return rep, store.describe(key)
 
 
-def _compare(today: dict, previous: dict | None, factor: float) -> tuple[list, list, list]:
-    if previous is None:
+def _compare(today: dict, previous: dict | None, factor: float,
+             earlier: list[dict] = ()) -> tuple[list, list, list]:
+    """New shapes (in none of ``previous`` and the ``earlier`` days' reports), gone ones (in ``previous``, not
+    today), and regressions against ``previous``."""
+    if previous is None and not earlier:
         return [], [], []
-    before = {q["fingerprint"]: q for q in previous.get("queries", [])}
+    before = {q["fingerprint"]: q for q in previous.get("queries", [])} if previous else {}
     now = {q["fingerprint"]: q for q in today["queries"]}
-    seen_before = set(previous.get("all_fingerprints") or before)
+    seen_before = set(previous.get("all_fingerprints") or before) if previous else set()
+    for rep in earlier:
+        seen_before |= set(rep.get("all_fingerprints") or (q["fingerprint"] for q in rep.get("queries", [])))
     seen_now = set(today.get("all_fingerprints") or now)
     new = [f for f in now if f not in seen_before]
     gone = [f for f in before if f not in seen_now]
+    return new, gone, _regressions(now, before, factor)
+
+
+def baseline(reports: list[dict]) -> dict[str, dict]:
+    """Each shape's calls of several days pooled: calls, mean, and a uniform subsample of their samples (each
+    day weighted by its calls), with its p95: the baseline "the last N days" are compared with."""
+    from ops_project.releases.compare import p95
+
+    pooled: dict[str, dict] = {}
+    for rep in reports:
+        for q in rep.get("queries", []):
+            if q.get("samples") is None:
+                continue
+            b = pooled.setdefault(q["fingerprint"], {"calls": 0, "total_ms": 0.0, "days": []})
+            b["calls"] += q["calls"]
+            b["total_ms"] += q["total_ms"]
+            b["days"].append((q["calls"], q["samples"]))
+    out = {}
+    for fid, b in pooled.items():
+        rng = random.Random(fid)
+        samples = []
+        for calls, kept in b["days"]:  # a day's share of the pool: its share of the calls
+            want = max(1, round(4 * SAMPLES_KEPT * calls / b["calls"]))
+            samples += kept if len(kept) <= want else rng.sample(kept, want)
+        out[fid] = {"calls": b["calls"], "mean_ms": b["total_ms"] / b["calls"], "samples": samples,
+                    "p95_ms": p95(samples)}
+    return out
+
+
+def _regressions(now: dict[str, dict], before: dict[str, dict], factor: float) -> list[dict]:
     regressed = []
     for fid, q in now.items():
         old = before.get(fid)
@@ -232,10 +276,10 @@ def _compare(today: dict, previous: dict | None, factor: float) -> tuple[list, l
                           floor_ms=REGRESSION_FLOOR_MS, alpha=REGRESSION_ALPHA)
         if verdict.regressed or (mean_worse and verdict.p_value is not None and verdict.p_value < REGRESSION_ALPHA):
             regressed.append({"fingerprint": fid, "query": q["query"], "p95_ms": q["p95_ms"],
-                              "p95_ms_before": old["p95_ms"], "mean_ms": q["mean_ms"],
-                              "mean_ms_before": old["mean_ms"], "p_value": verdict.p_value,
+                              "p95_ms_before": round(old["p95_ms"], 3), "mean_ms": q["mean_ms"],
+                              "mean_ms_before": round(old["mean_ms"], 3), "p_value": verdict.p_value,
                               "first_seen": q["first_seen"], "why": verdict.reason})
-    return new, gone, regressed
+    return regressed
 
 
 def mean_test(now: dict, before: dict) -> float:
@@ -289,6 +333,10 @@ def markdown(rep: dict, limit: int = 15) -> str:
             release = r.get("release")
             tied = f"; release {release['tag']} ({release['how']})" if release else ""
             lines.append(f"- REGRESSED: `{r['query'][:100]}`: {r['why']}{tied}")
+    if len(rep.get("compared_days") or ()) >= 2:
+        lines.append(f"Against the {len(rep['compared_days'])} days before ({rep['compared_days'][0]} to "
+                     f"{rep['compared_days'][-1]}, pooled): {len(rep['regressed_over_days'])} slower.")
+        lines += [f"- SLOWER THAN THOSE DAYS: `{r['query'][:100]}`: {r['why']}" for r in rep["regressed_over_days"]]
     return "\n".join(lines)
 
 

@@ -99,6 +99,11 @@ def detect_format(path: Path) -> str:
 
 def _stderr(fh, regex, stats: ReadStats) -> Iterator[Entry]:
     current: Entry | None = None
+    names = regex.groupindex
+    # the groups this prefix has, read by position (a dict per line costs more than the rest of the line)
+    ts_at, epoch_at = names.get("ts", 0), names.get("epoch", 0)  # group 0 is never asked: see below
+    session_at, pid_at = names.get("session", 0), names.get("pid", 0)
+    db_at, severity_at, msg_at = names.get("db"), names["severity"], names["msg"]
     for line in fh:
         stats.lines += 1
         line = line.rstrip("\r\n")
@@ -111,9 +116,9 @@ def _stderr(fh, regex, stats: ReadStats) -> Iterator[Entry]:
             continue
         if current is not None:
             yield current
-        groups = m.groupdict()
-        current = Entry(groups.get("ts") or groups.get("epoch") or "", groups.get("session") or groups.get("pid") or "",
-                        groups["severity"], groups["msg"], groups.get("db"))
+        current = Entry((ts_at and m.group(ts_at)) or (epoch_at and m.group(epoch_at)) or "",
+                        (session_at and m.group(session_at)) or (pid_at and m.group(pid_at)) or "",
+                        m.group(severity_at), m.group(msg_at), m.group(db_at) if db_at else None)
     if current is not None:
         yield current
 

@@ -45,7 +45,7 @@ class QueryStats:
             return
         if self._rng is None:  # seeded by the fingerprint: the same log gives the same report
             self._rng = random.Random(self.fingerprint)
-        j = self._rng.randrange(self.calls)  # Algorithm R: each call kept with probability RESERVOIR / calls
+        j = int(self._rng.random() * self.calls)  # Algorithm R: each call kept with probability RESERVOIR / calls
         if j < RESERVOIR:
             self.sample[j] = ms
 

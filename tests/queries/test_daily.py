@@ -167,3 +167,30 @@ def test_tie_rules():
     live = tie({}, [old, later], d1, d2_end)["release"]
     assert live["tag"] == "v1.0.0" and "no release in between" in live["how"]
     assert tie({}, [later], d1, d2_end)["release"] is None
+
+
+def test_the_last_days_decide_what_is_new_and_pool_into_a_baseline():
+    """A shape seen three days ago is not new today though yesterday lacked it; a shape that crept up over the
+    week is slower than the pooled days, though no more than 1.5x slower than yesterday."""
+    from ops_project.queries.daily import _compare, _regressions, baseline
+
+    rng = random.Random(5)
+
+    def q(fid: str, ms: float, calls: int = 200) -> dict:
+        samples = [ms * (0.9 + 0.2 * rng.random()) for _ in range(calls)]
+        return {"fingerprint": fid, "query": fid, "calls": calls, "total_ms": sum(samples),
+                "mean_ms": sum(samples) / calls, "p95_ms": sorted(samples)[int(0.95 * calls) - 1],
+                "samples": samples, "first_seen": ""}
+
+    def rep(day: str, *queries: dict) -> dict:
+        return {"day": day, "queries": list(queries), "all_fingerprints": [x["fingerprint"] for x in queries]}
+
+    earlier = [rep("2026-11-17", q("creep", 2.0), q("weekly", 1.0)), rep("2026-11-18", q("creep", 2.2))]
+    previous = rep("2026-11-19", q("creep", 3.0))
+    today = rep("2026-11-20", q("creep", 4.0), q("weekly", 1.0), q("fresh", 1.0))
+    new, gone, regressed = _compare(today, previous, 1.5, earlier)
+    assert new == ["fresh"] and gone == [] and regressed == []  # 4.0 vs 3.0: within 1.5x of yesterday
+    pooled = baseline([*earlier, previous])
+    assert pooled["creep"]["calls"] == 600 and 2.3 < pooled["creep"]["mean_ms"] < 2.5
+    slower = _regressions({x["fingerprint"]: x for x in today["queries"]}, pooled, 1.5)
+    assert [r["fingerprint"] for r in slower] == ["creep"] and slower[0]["p_value"] < 0.01

@@ -74,6 +74,25 @@ class Clients:
                           f"throw-away databases: set restore.postgres_scratch_url_env (recommended), or "
                           f"restore.scratch_on_source: true to create them on {db.name}'s own, production server")
 
+    # cache ------------------------------------------------------------------------------------
+    def redis_url(self) -> str | None:
+        """The Redis URL ``cache.redis_url_env`` names, or None when it is not set (no Redis to warm)."""
+        cache = self.cfg.cache
+        if cache is None or not cache.redis_url_env:
+            return None
+        try:
+            return self._secret(cache.redis_url_env, "cache.redis_url_env")
+        except ConfigError:
+            return None
+
+    def cache_source(self) -> DatabaseConfig:
+        """The booking database availability is computed from (generated first, if it is the demo's)."""
+        cache = self.cfg.cache
+        db = self.cfg.database(cache.source) if cache and cache.source else next(
+            d for d in self.cfg.databases if d.engine == "sqlite")
+        self.database_url(db)
+        return db
+
     # encryption ---------------------------------------------------------------------------------
     def recipients(self) -> list | None:
         var = self.cfg.backup.encryption.age_recipients_env

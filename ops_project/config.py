@@ -17,6 +17,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ops_project.backups.config import BackupConfig, DrillConfig, Objectives, RestoreConfig
+from ops_project.cache.config import CacheConfig
 from ops_project.common.config import DatabaseConfig, Strict
 from ops_project.common.errors import ConfigError, UnknownNameError
 from ops_project.common.names import identifier
@@ -41,6 +42,7 @@ class OpsConfig(Strict):
     releases: ReleasesConfig | None = None
     alerts: AlertsConfig | None = None
     queries: QueriesConfig = QueriesConfig()
+    cache: CacheConfig | None = None  # availability warmed into Redis; the demo API reads through it
     owners: list[str] = []  # who answers for every asset: e-mail addresses or team:NAME (shown in the UI)
     source: Path | None = Field(None, exclude=True)
 
@@ -88,6 +90,11 @@ class OpsConfig(Strict):
             if source.kind == "pg_stat_statements" and source.paths:
                 raise ValueError(f"queries.sources: the pg_stat_statements source of {source.database} reads the "
                                  f"live server (its url_env), not files: drop 'paths'")
+        if self.cache is not None:
+            source = self.cache.source or next((d.name for d in self.databases if d.engine == "sqlite"), None)
+            if source is None or engines.get(source) != "sqlite":
+                raise ValueError(f"cache.source: {source!r} is not a configured SQLite database (the booking "
+                                 f"database availability is computed from)")
         if self.restore.region and self.restore.region not in {r.name for r in self.regions}:
             raise ValueError(f"restore.region: {self.restore.region!r} is not one of the configured regions")
         return self
@@ -110,6 +117,7 @@ class OpsConfig(Strict):
                  self.restore.postgres_scratch_url_env, *(self.alerts.secret_variables() if self.alerts else [])]
         names += [d.url_env for d in self.databases]
         names += list(self.releases.rollback_env) if self.releases else []
+        names += [self.cache.redis_url_env] if self.cache else []
         for r in self.regions:
             names += r.secret_variables()
         return sorted({n for n in names if n})

@@ -248,3 +248,62 @@ def logging_postgres(*, max_statements: int = 5000, timeout: float = 60):
     finally:
         _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
         shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class RedisServer:
+    port: int
+    url: str
+    password: str | None
+    proc: subprocess.Popen
+
+    def client(self):
+        import redis
+
+        return redis.Redis.from_url(self.url)
+
+
+@contextlib.contextmanager
+def redis_server(*, password: str | None = None, maxmemory: str | None = None, timeout: float = 20):
+    """A ``redis-server`` of the test's own on a free port: no persistence, never the machine's shared Redis."""
+    import shutil as _shutil
+    import tempfile
+
+    import pytest
+
+    exe = _shutil.which("redis-server")
+    if exe is None:
+        pytest.fail("redis-server is missing: the tests need it (apt-get install redis-server)", pytrace=False)
+    port = free_ports(1)[0]
+    root = Path(tempfile.mkdtemp(prefix="ops-redis-"))
+    args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(root), "--daemonize", "no", "--protected-mode", "no"]
+    if password:
+        args += ["--requirepass", password]
+    if maxmemory:
+        args += ["--maxmemory", maxmemory, "--maxmemory-policy", "allkeys-lru"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    auth = f":{password}@" if password else ""
+    server = RedisServer(port, f"redis://{auth}127.0.0.1:{port}/0", password, proc)
+    deadline = time.monotonic() + timeout
+    import redis
+
+    while True:
+        try:
+            server.client().ping()
+            break
+        except redis.RedisError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"redis-server on port {port} did not start", pytrace=False)
+            time.sleep(0.05)
+    try:
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(root, ignore_errors=True)

@@ -36,16 +36,40 @@ def _configured_demo(args: argparse.Namespace):
 def cmd_demo_api(args: argparse.Namespace) -> int:
     from ops_project.demo.api import serve
 
-    db, query_log = args.db, args.query_log
+    db, query_log, cfg = args.db, args.query_log, None
     if not db:
-        db, _cfg = _configured_demo(args)
+        db, cfg = _configured_demo(args)
         if query_log is None:
             query_log = str(db.parent / QUERY_LOG)
+    cache, cached = _read_through(cfg or _config(args))
     logged = f", statements logged to {query_log}" if query_log else ""
-    print(f"demo booking API {args.version} on http://{args.host}:{args.port} (database {db}{logged})",
+    print(f"demo booking API {args.version} on http://{args.host}:{args.port} (database {db}{logged}; {cached})",
           file=sys.stderr)
-    serve(db, args.version, args.port, host=args.host, latency_ms=args.latency_ms, query_log=query_log or None)
+    serve(db, args.version, args.port, host=args.host, latency_ms=args.latency_ms, query_log=query_log or None,
+          cache=cache)
     return 0
+
+
+def _config(args: argparse.Namespace):
+    from ops_project.config import load_config
+
+    return load_config(args.config)
+
+
+def _read_through(cfg):
+    """The Redis read-through the configuration's cache section asks for, and what to say about it."""
+    if cfg.cache is None:
+        return None, "no cache section: availability from the database only"
+    from ops_project.cache.readthrough import ReadThrough
+    from ops_project.cache.redis_client import connect, where
+    from ops_project.clients import Clients
+
+    url = Clients(cfg).redis_url()
+    if url is None:
+        return None, f"{cfg.cache.redis_url_env} is not set: availability from the database only"
+    client = connect(url)  # a wrong URL or password stops the start, loudly
+    return (ReadThrough(client, cfg.cache.key_prefix, cfg.cache.ttl_seconds, cfg.cache.ttl_jitter),
+            f"availability read through {where(url)}")
 
 
 def cmd_demo_traffic(args: argparse.Namespace) -> int:

@@ -24,10 +24,12 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-OPEN_HOUR, CLOSE_HOUR = 8, 17
+from ops_project.cache.availability import availability as availability_of
+from ops_project.cache.availability import days_touched, iso
+from ops_project.cache.keys import encode
 
 
 class ApiError(Exception):
@@ -36,13 +38,14 @@ class ApiError(Exception):
         self.status, self.message = status, message
 
 
-def _iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+_iso = iso
 
 
-def create_app(db_path: str | Path, version: str, *, latency_ms: int = 0, query_log=None) -> Starlette:
+def create_app(db_path: str | Path, version: str, *, latency_ms: int = 0, query_log=None, cache=None) -> Starlette:
     """``query_log``: a file (or a ``demo.querylog.QueryLog``) to append every statement to, as D1's query
-    insights give them (JSON lines); ``{date}`` in a path is the UTC day."""
+    insights give them (JSON lines); ``{date}`` in a path is the UTC day. ``cache``: a
+    ``cache.readthrough.ReadThrough``: availability is read through Redis, and bookings and cancellations
+    drop the keys of the days they change."""
     db_path = Path(db_path)
     factory = None
     if query_log is not None:
@@ -112,30 +115,34 @@ def create_app(db_path: str | Path, version: str, *, latency_ms: int = 0, query_
     def availability(request: Request):
         q = request.query_params
         try:
-            day = datetime.strptime(q.get("date", ""), "%Y-%m-%d")
+            day = datetime.strptime(q.get("date", ""), "%Y-%m-%d").date()
         except ValueError:
             raise ApiError(422, "date must be YYYY-MM-DD") from None
+        slug = request.path_params["slug"]
+        staff_id = int(q["staff_id"]) if q.get("staff_id") else None
+        if cache is not None and staff_id is None and q.get("service_id", "").isdigit():
+            hit = cache.get(slug, int(q["service_id"]), day)
+            if hit is not None:  # the key the warmer writes: the same bytes the database would give
+                return Response(hit, media_type="application/json", headers={"X-Cache": "HIT"})
         con = connect()
         try:
-            tid = tenant_id(con, request.path_params["slug"])
+            tid = tenant_id(con, slug)
             svc = _service(con, tid, q.get("service_id"))
-            staff_ids = [int(q["staff_id"])] if q.get("staff_id") else [
-                r["id"] for r in con.execute("SELECT id FROM staff WHERE tenant_id = ?", (tid,))]
-            slots = []
-            for staff_id in staff_ids:
-                busy = con.execute(
-                    "SELECT starts_at, ends_at FROM appointments WHERE staff_id = ? AND status <> 'cancelled' "
-                    "AND starts_at < ? AND ends_at > ?",
-                    (staff_id, _iso(day + timedelta(days=1)), _iso(day))).fetchall()
-                start = day.replace(hour=OPEN_HOUR)
-                while start + timedelta(minutes=svc["duration_min"]) <= day.replace(hour=CLOSE_HOUR):
-                    end = start + timedelta(minutes=svc["duration_min"])
-                    if not any(b["starts_at"] < _iso(end) and b["ends_at"] > _iso(start) for b in busy):
-                        slots.append({"staff_id": staff_id, "starts_at": _iso(start), "ends_at": _iso(end)})
-                    start += timedelta(minutes=15)
+            answer = availability_of(con, tid, svc["id"], svc["duration_min"], day, staff_id)
         finally:
             con.close()
-        return JSONResponse({"date": q["date"], "service_id": svc["id"], "slots": slots})
+        if cache is None or staff_id is not None:
+            return JSONResponse(answer)
+        value = encode(answer)
+        cache.fill(slug, svc["id"], day, value)
+        return Response(value, media_type="application/json", headers={"X-Cache": "MISS"})
+
+    def invalidate(con, tid: int, slug: str, starts_at: str, ends_at: str) -> None:
+        """A booking or a cancellation changed these days' availability for every service of the tenant."""
+        if cache is None:
+            return
+        services = [r["id"] for r in con.execute("SELECT id FROM services WHERE tenant_id = ?", (tid,))]
+        cache.invalidate(slug, services, days_touched(starts_at, ends_at))
 
     def book(request: Request, body: dict):
         for field in ("service_id", "staff_id", "customer_email", "starts_at"):
@@ -172,6 +179,7 @@ def create_app(db_path: str | Path, version: str, *, latency_ms: int = 0, query_
             con.execute("INSERT INTO audit_log (tenant_id, actor, action, entity, entity_id, at, payload) "
                         "VALUES (?, 'api', 'appointment.created', 'appointment', ?, ?, '{}')", (tid, aid, now))
             con.execute("COMMIT")
+            invalidate(con, tid, request.path_params["slug"], _iso(start), _iso(end))
         except BaseException:
             if con.in_transaction:
                 con.execute("ROLLBACK")
@@ -198,6 +206,7 @@ def create_app(db_path: str | Path, version: str, *, latency_ms: int = 0, query_
                         "VALUES (?, 'api', 'appointment.cancelled', 'appointment', ?, ?, '{}')",
                         (tid, row["id"], _iso(datetime.utcnow())))
             con.execute("COMMIT")
+            invalidate(con, tid, request.path_params["slug"], row["starts_at"], row["ends_at"])
         finally:
             con.close()
         return JSONResponse({"id": row["id"], "status": "cancelled"})
@@ -229,8 +238,8 @@ def create_app(db_path: str | Path, version: str, *, latency_ms: int = 0, query_
 
 
 def serve(db_path: str | Path, version: str, port: int, *, host: str = "127.0.0.1", latency_ms: int = 0,
-          query_log: str | Path | None = None) -> None:
+          query_log: str | Path | None = None, cache=None) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(db_path, version, latency_ms=latency_ms, query_log=query_log), host=host, port=port,
-                log_level="warning")
+    uvicorn.run(create_app(db_path, version, latency_ms=latency_ms, query_log=query_log, cache=cache), host=host,
+                port=port, log_level="warning")

@@ -1,0 +1,1 @@
+"""Cache warming: availability in Redis (and, next, the CDN) computed from the booking database."""

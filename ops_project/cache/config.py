@@ -1,0 +1,33 @@
+"""The ``cache`` section (DESIGN "Cache warming"): where Redis is, the key scheme's prefix, what to warm."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from ops_project.common.config import Strict
+
+
+class HttpWarmConfig(Strict):
+    base_url: str | None = None  # the CDN in front of the origin
+    concurrency: int = Field(4, ge=1, le=256)
+    urls: list[str] = []
+    sitemap: str | None = None
+    timeout_seconds: float = Field(10, gt=0)
+
+
+class CacheConfig(Strict):
+    redis_url_env: str | None = "OPS_REDIS_URL"  # redis://[:password@]host:6379/0 (the URL may hold a password)
+    key_prefix: str = "booking:"
+    availability_days: int = Field(14, ge=1, le=366)
+    ttl_seconds: int = Field(3600, ge=1)
+    ttl_jitter: float = Field(0.1, ge=0, lt=1)  # TTLs spread over [ttl × (1 − jitter), ttl]
+    source: str | None = None  # the database availability is computed from (default: the first SQLite one)
+    http: HttpWarmConfig = HttpWarmConfig()
+    min_coverage: float = Field(0.95, ge=0, le=1)
+    batch: int = Field(1000, ge=1, le=100_000)  # commands per round trip to Redis
+
+    @model_validator(mode="after")
+    def _spread(self) -> CacheConfig:
+        if int(self.ttl_seconds * (1 - self.ttl_jitter)) < 1:
+            raise ValueError("ttl_seconds × (1 − ttl_jitter) is under a second: keys would never be stored")
+        return self

@@ -5,17 +5,20 @@
 Resources hold only those resolved values and call the one factory, ``ops_project.clients``.
 """
 
+import os
+
 from dagster import ConfigurableResource, EnvVar
 
 from ops_project.common.names import identifier
 from ops_project.config import OpsConfig
 from resources.backups import DatabaseResource, EncryptionResource
+from resources.cache import CacheResource
 from resources.config import OpsConfigResource
 from resources.notify import NotifierResource
 from resources.storage import RegionResource
 
-__all__ = ["DatabaseResource", "EncryptionResource", "NotifierResource", "OpsConfigResource", "RegionResource",
-           "build_resources", "database_key", "region_key"]
+__all__ = ["CacheResource", "DatabaseResource", "EncryptionResource", "NotifierResource", "OpsConfigResource",
+           "RegionResource", "build_resources", "database_key", "region_key"]
 
 
 def region_key(name: str) -> str:
@@ -50,4 +53,9 @@ def build_resources(cfg: OpsConfig) -> dict[str, ConfigurableResource]:
     resources["encryption"] = EncryptionResource(
         config_path=path, recipients=_env(cfg.backup.encryption.age_recipients_env),
         identity=_env(cfg.restore.age_identity_env))
+    if cfg.cache is not None:
+        var = cfg.cache.redis_url_env
+        # optional: without the variable the warm-up says there is no Redis (an unset EnvVar fails every run)
+        resources["cache"] = CacheResource(config_path=path, redis_url=EnvVar(var) if var and os.environ.get(var)
+                                           else None)
     return resources

@@ -25,6 +25,7 @@ class CacheConfig(Strict):
     http: HttpWarmConfig = HttpWarmConfig()
     min_coverage: float = Field(0.95, ge=0, le=1)
     batch: int = Field(1000, ge=1, le=100_000)  # commands per round trip to Redis
+    cron: str = "30 5 * * *"  # the morning warm-up before the booking peak (configured time zone)
 
     @model_validator(mode="after")
     def _spread(self) -> CacheConfig:

@@ -41,6 +41,17 @@ def _markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _http_markdown(h: dict) -> str:
+    lines = [f"### CDN warm-up: coverage {h['coverage']:.1%}", "",
+             f"{h['warmed']} of {h['requested']} requests warmed, {h['failed']} failed, {h['hits']} HIT on the "
+             f"verification pass, {h['seconds']:.2f} s ({h['requests_per_second']} requests/s), {h['backoffs']} "
+             f"back-offs; p95 of availability {h['p95_ms_cold']} ms cold, {h['p95_ms_warm']} ms warm."]
+    lines += [f"- {e}" for e in h["errors"]]
+    lines += [f"- MISSED: {u}" for u in h["missed"][:20]]
+    lines += [f"- NOT CACHED (CDN configuration): {u}" for u in h["configuration_errors"][:20]]
+    return "\n".join(lines)
+
+
 def build_cache_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
     if cfg.cache is None:
         return []
@@ -61,34 +72,41 @@ def build_cache_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             f"Every tenant x service x day of the next {cfg.cache.availability_days} days of availability, "
             f"computed from the booking database as the API serves it, written into Redis under "
             f"{cfg.cache.key_prefix}avail:<tenant>:<service>:<day> with TTLs spread by ttl_jitter. Runs after each "
-            f"release that passes deploy validation and every morning. Fails when a key could not be written or "
-            f"Redis evicted keys meanwhile; without {var} set there is no Redis to warm, and it fails saying so."),
+            f"release that passes deploy validation and every morning. Then, through cache.http.base_url (the CDN), "
+            f"the busiest tenants' availability, the configured URLs and the sitemap, requested twice: the second "
+            f"pass reads the cache status (coverage = share answering HIT). Fails when a key could not be "
+            f"written, Redis evicted keys meanwhile, or coverage is under cache.min_coverage; without {var} the "
+            f"Redis part says so and the CDN is still warmed."),
     )
     @guarded
     def cache_warmup(context: AssetExecutionContext):
-        from ops_project.cache.warm_redis import warm
+        from ops_project.cache.warmup import problems, run
 
-        settings = context.resources.cache
-        client = settings.client()
-        if client is None:
-            raise Failure(description=f"no Redis to warm: the environment variable {var} (cache.redis_url_env) was "
-                                      f"not set where the code location loaded; set it and reload the location. "
-                                      f"HTTP/CDN warming is not in this version yet.")
         ops_cfg = context.resources.ops_config.load()
-        report = warm(settings.source_path(), client, ops_cfg.cache, datetime.now(ops_cfg.tz).date())
+        resource = context.resources.cache
+        client = resource.client()  # None without the URL: the report says so and the CDN is still warmed
+        report = run(ops_cfg.cache, resource.source_path(), datetime.now(ops_cfg.tz).date(), redis_client=client,
+                     redis_why=f"not configured: {var} (cache.redis_url_env) was not set where the code location "
+                               f"loaded")
+        r, h = report["redis"], report["http"] or {}
         metadata = {
-            "requested": report["requested"], "warmed": report["warmed"], "failed": report["failed"],
-            "seconds": report["seconds"], "keys_per_second": report["keys_per_second"] or 0.0,
-            "evicted_keys": report["info_delta"]["evicted_keys"],
-            "used_memory_after": report["info_after"]["used_memory"],
-            "report": MetadataValue.md(_markdown(report)),
-        }
-        if report["failed"] or report.get("evictions"):
-            why = report.get("evictions") or f"{report['failed']} keys failed: {'; '.join(report['errors'])}"
-            raise Failure(description=f"the Redis warm-up is incomplete: {why}", metadata=metadata)
-        alarm = report.get("expiry_alarm")
+            "redis": MetadataValue.md(_markdown(r) if "not_run" not in r else f"Redis: {r['not_run']}."),
+            "http": MetadataValue.md(_http_markdown(h) if h and "not_run" not in h else f"HTTP: {h.get('not_run')}.")}
+        if "not_run" not in r:
+            metadata.update(redis_requested=r["requested"], redis_warmed=r["warmed"], redis_failed=r["failed"],
+                            keys_per_second=r["keys_per_second"] or 0.0, evicted_keys=r["info_delta"]["evicted_keys"],
+                            used_memory_after=r["info_after"]["used_memory"])
+        if "coverage" in h:
+            metadata.update(http_requested=h["requested"], http_warmed=h["warmed"], http_failed=h["failed"],
+                            coverage=h["coverage"], p95_ms_cold=h["p95_ms_cold"] or 0.0,
+                            p95_ms_warm=h["p95_ms_warm"] or 0.0)
+        found = problems(report, ops_cfg.cache.min_coverage)
+        if found:
+            raise Failure(description="the cache warm-up is incomplete: " + " | ".join(found), metadata=metadata)
+        alarm = r.get("expiry_alarm")
         return MaterializeResult(metadata=metadata, check_results=[AssetCheckResult(
             check_name=SPREAD_CHECK, passed=alarm is None, severity=AssetCheckSeverity.WARN,
-            metadata={"why": alarm or "expiries spread: no minute holds more than 5 % of the keys"})])
+            metadata={"why": alarm or ("expiries spread: no minute holds more than 5 % of the keys" if "not_run"
+                                       not in r else "no Redis keys were warmed")})])
 
     return [cache_warmup]

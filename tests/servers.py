@@ -307,3 +307,88 @@ def redis_server(*, password: str | None = None, maxmemory: str | None = None, t
             proc.kill()
             proc.wait()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class Nginx:
+    port: int
+    url: str
+    root: Path
+
+
+NGINX_CONF = """daemon off;
+master_process on;
+worker_processes 1;
+{user}
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+  access_log {root}/access.log;
+  client_body_temp_path {root}/body;
+  proxy_temp_path {root}/proxy;
+  fastcgi_temp_path {root}/fastcgi;
+  uwsgi_temp_path {root}/uwsgi;
+  scgi_temp_path {root}/scgi;
+  proxy_cache_path {root}/cache levels=1:2 keys_zone=ops:10m max_size=100m inactive=10m use_temp_path=off;
+  server {{
+    listen 127.0.0.1:{port};
+    location /uncached/ {{
+      proxy_pass {origin}/;
+      add_header X-Cache-Status BYPASS always;
+    }}
+    location / {{
+      proxy_pass {origin};
+      proxy_cache ops;
+      proxy_cache_valid 200 10m;
+      proxy_cache_key "$request_uri|$http_accept_language";
+      proxy_ignore_headers Cache-Control Expires Set-Cookie;
+      add_header X-Cache-Status $upstream_cache_status always;
+    }}
+  }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def nginx_cdn(origin: str, *, timeout: float = 20):
+    """nginx of the test's own with ``proxy_cache`` in front of ``origin``: the CDN. Its cache status is the
+    ``X-Cache-Status`` header; ``/uncached/…`` passes through and says BYPASS (a CDN rule that never caches)."""
+    import shutil as _shutil
+    import tempfile
+
+    import httpx
+    import pytest
+
+    exe = _shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if exe is None:
+        pytest.fail("nginx is missing: the CDN tests need it (apt-get install nginx)", pytrace=False)
+    root = Path(tempfile.mkdtemp(prefix="ops-nginx-"))
+    port = free_ports(1)[0]
+    conf = root / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(root=root, port=port, origin=origin.rstrip("/"),
+                                      user="user root;" if os.geteuid() == 0 else ""))
+    proc = subprocess.Popen([exe, "-p", str(root), "-c", str(conf), "-e", str(root / "error.log")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(url + "/", timeout=1)
+            break
+        except httpx.HTTPError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                err = (root / "error.log").read_text() if (root / "error.log").exists() else ""
+                pytest.fail(f"nginx did not start: {err[-1500:]}", pytrace=False)
+            time.sleep(0.05)
+    try:
+        yield Nginx(port, url, root)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(root, ignore_errors=True)

@@ -8,11 +8,15 @@ from ops_project.common.config import Strict
 
 
 class HttpWarmConfig(Strict):
-    base_url: str | None = None  # the CDN in front of the origin
+    base_url: str | None = None  # the CDN in front of the origin; None: no HTTP warming
     concurrency: int = Field(4, ge=1, le=256)
-    urls: list[str] = []
-    sitemap: str | None = None
+    urls: list[str] = []  # paths (or full URLs under base_url) to warm besides the busiest availability
+    sitemap: str | None = None  # a sitemap or sitemap index URL (.xml or .xml.gz)
     timeout_seconds: float = Field(10, gt=0)
+    busiest: int = Field(20, ge=0, le=10_000)  # tenant × service pairs with the most bookings in 30 days
+    variants: list[dict[str, str]] = [{}]  # header sets each URL is warmed with (Accept-Language, device …)
+    retries: int = Field(3, ge=0, le=10)  # per URL, on 429/503 (after halving the concurrency) and timeouts
+    max_urls: int = Field(5000, ge=1)
 
 
 class CacheConfig(Strict):

@@ -9,16 +9,22 @@ import sys
 from ops_project.cli.parsing import command, group, write_json
 
 
-def _redis(args: argparse.Namespace):
-    from ops_project.cache.redis_client import connect
+def _load(args: argparse.Namespace):
     from ops_project.clients import Clients
     from ops_project.common.errors import ConfigError
     from ops_project.config import load_config
 
     cfg = load_config(args.config)
     if cfg.cache is None:
-        raise ConfigError(f"{cfg.source} has no cache section: add one (README, cache warming) to warm Redis")
-    clients = Clients(cfg)
+        raise ConfigError(f"{cfg.source} has no cache section: add one (README, cache warming) to warm the cache")
+    return cfg, Clients(cfg)
+
+
+def _redis(args: argparse.Namespace):
+    from ops_project.cache.redis_client import connect
+    from ops_project.common.errors import ConfigError
+
+    cfg, clients = _load(args)
     url = clients.redis_url()
     if url is None:
         raise ConfigError(f"environment variable {cfg.cache.redis_url_env} (named by cache.redis_url_env) is not "
@@ -29,31 +35,56 @@ def _redis(args: argparse.Namespace):
 def cmd_warm(args: argparse.Namespace) -> int:
     from datetime import date, datetime
 
-    from ops_project.cache.warm_redis import warm
+    from ops_project.cache.warmup import problems, run
     from ops_project.common.errors import UnknownNameError
 
-    if args.http:
-        raise UnknownNameError("--http: HTTP/CDN warming is not in this version yet; warm Redis with --redis")
-    cfg, clients, client = _redis(args)
+    both = not args.redis and not args.http
+    cfg, clients = _load(args)
     try:
         start = date.fromisoformat(args.start_date) if args.start_date else datetime.now(cfg.tz).date()
     except ValueError:
         raise UnknownNameError(f"--start-date {args.start_date!r} is not a date (YYYY-MM-DD)") from None
-    db = clients.cache_source()
-    report = {"redis": warm(db.path, client, cfg.cache, start), "http": None}
-    r = report["redis"]
+    client, why = None, "not asked (--http only)"
+    if args.redis or both:
+        if args.redis or clients.redis_url():
+            cfg, clients, client = _redis(args)  # --redis asked for it: a missing URL is an error
+        else:
+            why = f"not configured ({cfg.cache.redis_url_env} is not set)"
+    report = run(cfg.cache, clients.cache_source().path, start, redis_client=client, redis_why=why,
+                 http=args.http or both)
     if args.json == "-":
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    elif args.json:
+        write_json(args.json, report)
+    if args.json != "-":
+        _print(report)
+    found = problems(report, cfg.cache.min_coverage)
+    for line in found:
+        print(f"error: {line}", file=sys.stderr)
+    return 1 if found else 0
+
+
+def _print(report: dict) -> None:
+    r, h = report["redis"], report["http"]
+    if "not_run" in r:
+        print(f"redis: {r['not_run']}")
     else:
-        if args.json:
-            write_json(args.json, report)
         print(f"redis: {r['warmed']} of {r['requested']} keys warmed ({r['tenants']} tenants, {r['days'][0]} to "
               f"{r['days'][1]}) in {r['seconds']:.2f} s, {r['keys_per_second']} keys/s; TTLs "
               f"{r['ttl_range'][0]}-{r['ttl_range'][1]} s; {r['failed']} failed")
         for line in [*r["errors"], r.get("evictions"), r.get("expiry_alarm")]:
             if line:
                 print(f"  {line}")
-    return 1 if r["failed"] or r.get("evictions") else 0
+    if h is None:
+        return
+    if "not_run" in h:
+        print(f"http: {h['not_run']}")
+        return
+    print(f"http: {h['warmed']} of {h['requested']} requests warmed, {h['failed']} failed, coverage "
+          f"{h['coverage']:.1%} ({h['hits']} HIT) in {h['seconds']:.2f} s; p95 cold {h['p95_ms_cold']} ms, warm "
+          f"{h['p95_ms_warm']} ms; {h['backoffs']} back-offs")
+    for line in h["errors"] + [f"not cached (CDN configuration): {u}" for u in h["configuration_errors"]]:
+        print(f"  {line}")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -83,10 +114,12 @@ def add_parsers(sub) -> list[argparse.ArgumentParser]:
                    "Computes availability for the next cache.availability_days days from a read-only\n"
                    "connection to the booking database (cache.source), as the booking API serves it, and writes\n"
                    "it under {key_prefix}avail:{tenant}:{service}:{day} with TTLs spread by cache.ttl_jitter.\n"
-                   "The Redis URL comes from the variable cache.redis_url_env names. Exit 1 when a key failed\n"
-                   "or Redis evicted keys meanwhile.")
-    warm.add_argument("--redis", action="store_true", help="warm Redis (the default)")
-    warm.add_argument("--http", action="store_true", help="warm the CDN over HTTP (not in this version)")
+                   "The Redis URL comes from the variable cache.redis_url_env names. Then requests the busiest\n"
+                   "tenants' availability, cache.http.urls and the sitemap through cache.http.base_url (the CDN)\n"
+                   "and requests them again to read the cache status. Exit 1 when a key failed, Redis evicted\n"
+                   "keys, or the CDN coverage is under cache.min_coverage.")
+    warm.add_argument("--redis", action="store_true", help="warm Redis only (default: both, Redis when its URL is set)")
+    warm.add_argument("--http", action="store_true", help="warm the CDN only, through cache.http.base_url")
     warm.add_argument("--start-date", metavar="YYYY-MM-DD", help="the first day (default: today, configured "
                                                                  "time zone)")
     warm.add_argument("--json", metavar="OUT", help="write the report as JSON to OUT (- for stdout)")

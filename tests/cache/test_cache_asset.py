@@ -51,7 +51,8 @@ def test_a_passing_release_is_followed_by_a_warm_up_and_a_failing_one_is_not(api
             assert run.success
             meta = run.asset_materializations_for_node("cache_warmup")[0].metadata
             expected = len(catalogue(demo_db)) * 2
-            assert meta["warmed"].value == meta["requested"].value == expected and meta["failed"].value == 0
+            assert meta["redis_warmed"].value == meta["redis_requested"].value == expected
+            assert meta["redis_failed"].value == 0 and "no CDN" in meta["http"].value
             client = srv.client()
             assert len(list(client.scan_iter(match="rel:avail:*"))) == expected
             slug, sid = catalogue(demo_db)[0]

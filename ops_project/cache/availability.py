@@ -11,6 +11,7 @@ appointments that is not cancelled overlaps it. Staff in id order; slots in time
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,22 +32,30 @@ def day_bounds(day: date) -> tuple[str, str]:
     return iso(start), iso(start + timedelta(days=1))
 
 
+@functools.lru_cache(maxsize=4096)
+def _grid(day: date, duration_min: int) -> tuple[tuple[str, str], ...]:
+    """Every slot of the day for a service of ``duration_min``, as stored timestamps (start, end)."""
+    opening = datetime(day.year, day.month, day.day, OPEN_HOUR)
+    closing = opening.replace(hour=CLOSE_HOUR)
+    length, step = timedelta(minutes=duration_min), timedelta(minutes=STEP_MIN)
+    out, start = [], opening
+    while start + length <= closing:
+        out.append((iso(start), iso(start + length)))
+        start += step
+    return tuple(out)
+
+
 def free_slots(day: date, duration_min: int, staff_ids: Iterable[int],
                busy: dict[int, list[tuple[str, str]]]) -> list[dict]:
     """The free slots of a ``duration_min`` service on ``day`` for each of ``staff_ids`` (``busy``: each staff
     member's (starts_at, ends_at) that day, not cancelled)."""
-    opening = datetime(day.year, day.month, day.day, OPEN_HOUR)
-    closing = opening.replace(hour=CLOSE_HOUR)
-    length, step = timedelta(minutes=duration_min), timedelta(minutes=STEP_MIN)
+    grid = _grid(day, duration_min)
     slots = []
     for staff_id in staff_ids:
         taken = busy.get(staff_id, ())
-        start = opening
-        while start + length <= closing:
-            s, e = iso(start), iso(start + length)
+        for s, e in grid:
             if not any(b_start < e and b_end > s for b_start, b_end in taken):
                 slots.append({"staff_id": staff_id, "starts_at": s, "ends_at": e})
-            start += step
     return slots
 
 
@@ -100,11 +109,26 @@ def tenants(con: sqlite3.Connection) -> list[Tenant]:
     return list(by_id.values())
 
 
-def tenant_day(con: sqlite3.Connection, tenant: Tenant, day: date) -> Iterable[tuple[int, dict]]:
-    """Every service's answer for ``tenant`` on ``day`` from one query: (service id, body)."""
-    busy = busy_of(con, tenant.staff, day)
-    for service_id, minutes in tenant.services:
-        yield service_id, body(day, service_id, free_slots(day, minutes, tenant.staff, busy))
+def tenant_days(con: sqlite3.Connection, tenant: Tenant, days: list[date]) -> Iterable[tuple[date, int, dict]]:
+    """Every service's answer for ``tenant`` on each of ``days`` from one query for the whole window:
+    (day, service id, body). Each day's busy times are the window's appointments that overlap that day, as
+    ``busy_of`` would give them."""
+    if not days:
+        return
+    window_start, window_end = day_bounds(days[0])[0], day_bounds(days[-1])[1]
+    taken: dict[int, list[tuple[str, str]]] = {s: [] for s in tenant.staff}
+    if tenant.staff:
+        marks = ",".join("?" * len(tenant.staff))
+        for staff_id, b_start, b_end in con.execute(
+                f"SELECT staff_id, starts_at, ends_at FROM appointments WHERE staff_id IN ({marks}) "
+                f"AND status <> 'cancelled' AND starts_at < ? AND ends_at > ?",
+                (*tenant.staff, window_end, window_start)):
+            taken[staff_id].append((b_start, b_end))
+    for day in days:
+        start, end = day_bounds(day)
+        busy = {s: [(a, b) for a, b in spans if a < end and b > start] for s, spans in taken.items()}
+        for service_id, minutes in tenant.services:
+            yield day, service_id, body(day, service_id, free_slots(day, minutes, tenant.staff, busy))
 
 
 def days_touched(starts_at: str, ends_at: str) -> list[date]:

@@ -1,6 +1,6 @@
 """Warm Redis with availability: every tenant × service × day of the coming ``availability_days``, computed
-from a read-only connection to the booking database one tenant-day at a time (one query each, whatever the
-services), written in batches of pipelined commands with TTLs spread by the jitter.
+from a read-only connection to the booking database one tenant at a time (one query for all its days,
+whatever its services and staff), written in batches of pipelined commands with TTLs spread by the jitter.
 
 Memory is bounded by one tenant-day's answers plus one batch, whatever the number of keys. The report says
 what was asked and what happened: requested, warmed, failed (with Redis's first error replies), the Redis
@@ -54,14 +54,13 @@ def warm(db_path: str | Path, client, settings: CacheConfig, start: date, *, see
     con = read_only(db_path)
     try:
         tenants = avail.tenants(con)
-        for day in days:
-            for tenant in tenants:
-                for service_id, answer in avail.tenant_day(con, tenant, day):
-                    ttl = ttls()
-                    writer.set(availability_key(settings.key_prefix, tenant.slug, service_id, day), encode(answer), ttl)
-                    minute = int((time.time() + ttl) // 60)
-                    expiring[minute] = expiring.get(minute, 0) + 1
-                    requested += 1
+        for tenant in tenants:  # one query per tenant for all the days
+            for day, service_id, answer in avail.tenant_days(con, tenant, days):
+                ttl = ttls()
+                writer.set(availability_key(settings.key_prefix, tenant.slug, service_id, day), encode(answer), ttl)
+                minute = int((time.time() + ttl) // 60)
+                expiring[minute] = expiring.get(minute, 0) + 1
+                requested += 1
         stats = writer.close()
     except sqlite3.Error as exc:
         raise CacheError(f"reading availability from {db_path}: {exc}") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ops_project.cache.keys import EXPIRY_ALARM_SHARE, expiry_histogram
+from ops_project.cache.keys import EXPIRY_ALARM_MIN_KEYS, EXPIRY_ALARM_SHARE, expiry_histogram
 from ops_project.cache.redis_client import CacheError
 
 BATCH = 1000
@@ -34,8 +34,8 @@ def status(client, prefix: str) -> dict:
     histogram = expiry_histogram(expiring)
     peak = max(histogram.values(), default=0)
     return {"keys": keys, "without_ttl": persistent, "expiry_per_minute": histogram,
-            "expiry_alarm": (f"{peak} of {keys} keys expire in the same minute" if keys and peak / keys >
-                             EXPIRY_ALARM_SHARE else None),
+            "expiry_alarm": (f"{peak} of {keys} keys expire in the same minute" if keys >= EXPIRY_ALARM_MIN_KEYS
+                             and peak / keys > EXPIRY_ALARM_SHARE else None),
             "keyspace_hits": hits, "keyspace_misses": misses,
             "hit_ratio": round(hits / (hits + misses), 4) if hits + misses else None,
             "evicted_keys": int(stats.get("evicted_keys", 0)), "used_memory": int(memory.get("used_memory", 0)),

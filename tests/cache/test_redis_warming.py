@@ -160,3 +160,22 @@ def test_a_full_redis_is_reported_not_hidden(demo_db):
         # allkeys-lru: Redis makes room by evicting, and the report says so; the keys it threw away are gone
         assert report["info_delta"]["evicted_keys"] > 0 and "evicted" in report["evictions"]
         assert len(list(client.scan_iter(match="m:avail:*"))) < report["requested"]
+
+
+def test_ttls_fill_their_range_evenly_and_a_narrow_spread_alarms():
+    from ops_project.cache.keys import Ttls, expiry_alarm, expiry_histogram
+
+    def minutes(jitter: float, n: int = 2000) -> dict[int, int]:
+        ttls, out = Ttls(3600, jitter, seed=9), {}
+        for _ in range(n):
+            t = ttls()
+            assert int(3600 * (1 - jitter)) <= t <= 3600
+            out[(1_800_000_000 + t) // 60] = out.get((1_800_000_000 + t) // 60, 0) + 1
+        return out
+
+    wide, narrow = minutes(0.42), minutes(0.1)
+    assert max(wide.values()) / 2000 < 0.05 and len(wide) >= 25  # 25 minutes, none over 5 %
+    assert expiry_alarm(expiry_histogram(wide), 3600, 0.42) is None
+    alarm = expiry_alarm(expiry_histogram(narrow), 3600, 0.1)  # 6 minutes: a sixth of the keys each
+    assert alarm is not None and "ttl_jitter ≥ 0.42" in alarm
+    assert expiry_alarm(expiry_histogram(minutes(0.1, 50)), 3600, 0.1) is None  # 50 keys: no stampede

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -22,7 +23,8 @@ def api(tmp_path, demo_db):
         port = free_ports(1)[0]
         proc = subprocess.Popen([sys.executable, "-m", "ops_project", "demo-api", "--port", str(port), "--version",
                                  version, "--db", str(db), "--latency-ms", str(latency_ms)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env={k: v for k, v in os.environ.items() if k != "OPS_REDIS_URL"})  # never shared Redis
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

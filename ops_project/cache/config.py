@@ -17,6 +17,8 @@ class HttpWarmConfig(Strict):
     variants: list[dict[str, str]] = [{}]  # header sets each URL is warmed with (Accept-Language, device …)
     retries: int = Field(3, ge=0, le=10)  # per URL, on 429/503 (after halving the concurrency) and timeouts
     max_urls: int = Field(5000, ge=1)
+    access_log: str | None = None  # an access log (combined format, plain or .gz): its most requested pages too
+    access_log_top: int = Field(100, ge=1, le=100_000)
 
 
 class CacheConfig(Strict):

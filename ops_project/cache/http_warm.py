@@ -172,7 +172,8 @@ async def sitemap_paths(client, settings: HttpWarmConfig) -> list[str]:
         seen += 1
         found, children = parse_sitemap(await fetch(client, url), url)
         pages += found
-        todo += children
+        # an index only leads to sitemaps on the configured sitemap's own site: never a fetch elsewhere
+        todo += [c for c in children if same_site(c, settings.sitemap) is not None]
     return [p for p in (same_site(u, settings.base_url) for u in pages) if p]
 
 

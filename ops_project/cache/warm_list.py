@@ -1,13 +1,16 @@
 """What to warm over HTTP: the availability URLs of the busiest tenants and services (by bookings in the last
-30 days), the configured URLs, and a sitemap's (an index of sitemaps and gzip included), each once.
+30 days), the configured URLs, a sitemap's (an index of sitemaps and gzip included) and the most requested
+pages of an access log, each once.
 """
 
 from __future__ import annotations
 
 import gzip
+import re
 import sqlite3
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 from ops_project.cache.redis_client import CacheError
@@ -72,3 +75,30 @@ def dedupe(urls: list[str], limit: int) -> tuple[list[str], int]:
             seen.add(u)
             out.append(u)
     return out[:limit], len(urls) - len(out[:limit])
+
+
+_REQUEST = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3}) ')
+
+
+def access_log_top(path: str | Path, top: int) -> list[str]:
+    """The ``top`` most requested paths of a combined-format access log (GET answered 200 only: what a cache
+    can serve), most requested first. A log with lines but no request in them is an error, never an empty
+    list that reads as "nothing to warm"."""
+    from collections import Counter
+
+    path = Path(path)
+    if not path.is_file():
+        raise CacheError(f"access log {path} (cache.http.access_log) does not exist")
+    counts: Counter[str] = Counter()
+    lines = 0
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", errors="replace") as fh:
+        for line in fh:
+            lines += 1
+            m = _REQUEST.search(line)
+            if m and m["method"] == "GET" and m["status"] == "200":
+                counts[m["path"]] += 1
+    if lines and not counts:
+        raise CacheError(f"access log {path}: none of its {lines} lines is a request in the combined log format "
+                         f"(\"GET /path HTTP/1.1\" 200 …)")
+    return [p for p, _n in counts.most_common(top)]

@@ -10,17 +10,20 @@ from ops_project.cache.config import CacheConfig
 
 
 def http_list(db_path: str | Path, settings: CacheConfig, start: date) -> list[str]:
-    """The busiest tenants' availability URLs for the warmed days (the configured ones and the sitemap's are
-    added by the HTTP warmer)."""
-    from ops_project.cache.warm_list import busiest
+    """The busiest tenants' availability URLs for the warmed days, then the access log's most requested pages
+    (the configured ones and the sitemap's are added by the HTTP warmer)."""
+    from ops_project.cache.warm_list import access_log_top, busiest
     from ops_project.cache.warm_redis import read_only
 
     con = read_only(db_path)
     try:
         days = [start + timedelta(days=i) for i in range(settings.availability_days)]
-        return busiest(con, settings.http.busiest, days)
+        urls = busiest(con, settings.http.busiest, days)
     finally:
         con.close()
+    if settings.http.access_log:
+        urls += access_log_top(settings.http.access_log, settings.http.access_log_top)
+    return urls
 
 
 def run(settings: CacheConfig, db_path: str | Path, start: date, *, redis_client=None, redis_why: str | None = None,

@@ -119,7 +119,10 @@ def create_app(db_path: str | Path, version: str, *, latency_ms: int = 0, query_
         except ValueError:
             raise ApiError(422, "date must be YYYY-MM-DD") from None
         slug = request.path_params["slug"]
-        staff_id = int(q["staff_id"]) if q.get("staff_id") else None
+        try:
+            staff_id = int(q["staff_id"]) if q.get("staff_id") else None
+        except ValueError:
+            raise ApiError(422, "staff_id must be an integer") from None
         if cache is not None and staff_id is None and q.get("service_id", "").isdigit():
             hit = cache.get(slug, int(q["service_id"]), day)
             if hit is not None:  # the key the warmer writes: the same bytes the database would give

@@ -68,6 +68,7 @@ def take_snapshot(url: str, *, taken_at: datetime | None = None) -> dict:
                                   f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
     entries, hidden = [], 0
     for userid, dbid, queryid, toplevel, query, calls, total, nrows, mean, stddev, stats_since in rows:
+        query = _without_literals(query)
         if queryid is None:  # another role's statement, hidden without pg_read_all_stats
             hidden += 1
             continue
@@ -77,6 +78,19 @@ def take_snapshot(url: str, *, taken_at: datetime | None = None) -> dict:
     return {"version": SNAPSHOT_VERSION, "taken_at": (taken_at or datetime.now(UTC)).isoformat(),
             "database": datname, "server_version": version, "max": limit,
             "dealloc": info[0], "stats_reset": _iso(info[1]), "hidden": hidden, "entries": entries}
+
+
+def _without_literals(query: str) -> str:
+    """The view normalises the constants of plannable statements only: a utility statement keeps its literals
+    (``ALTER ROLE … PASSWORD '…'``). Snapshots are stored, so every text is normalised before it is kept."""
+    from pglast.parser import normalize
+
+    from ops_project.queries.fingerprint import cheap_key
+
+    try:
+        return normalize(query)
+    except Exception:  # noqa: BLE001 - pglast's ParseError and more for odd text: the cheap key has no literal
+        return cheap_key(query)
 
 
 def _key(e: dict) -> tuple:

@@ -81,7 +81,9 @@ class Origin(BaseHTTPRequestHandler):
         if self.path == "/sitemap.xml":
             base = f"http://127.0.0.1:{self.server.server_port}"
             return self._send(200, (f'<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
-                                    f'<sitemap><loc>{base}/pages.xml.gz</loc></sitemap></sitemapindex>').encode(),
+                                    f'<sitemap><loc>{base}/pages.xml.gz</loc></sitemap>'
+                                    f'<sitemap><loc>http://127.0.0.2:9/elsewhere.xml</loc></sitemap>'  # never fetched
+                                    f'</sitemapindex>').encode(),
                               "application/xml", {})
         if self.path == "/pages.xml.gz":
             base = f"http://127.0.0.1:{self.server.server_port}"
@@ -126,7 +128,8 @@ def test_429_slows_down_dynamic_is_a_configuration_error_html_is_a_failure(origi
 
 def test_a_sitemap_index_with_gzip_and_a_broken_sitemap(origin):
     report = warm(HttpWarmConfig(base_url=origin, sitemap=f"{origin}/sitemap.xml"), [])
-    assert report["requested"] == 2 and report["hits"] == 2  # the other site's page is not ours to warm
+    # the other site's page is not ours to warm, and the index's sitemap on another host is never fetched
+    assert report["requested"] == 2 and report["hits"] == 2
     with pytest.raises(CacheError, match="broken.xml does not parse as XML"):
         warm(HttpWarmConfig(base_url=origin, sitemap=f"{origin}/broken.xml"), [])
 
@@ -137,3 +140,20 @@ def test_cache_status_headers():
     assert cache_status({"x-cache-status": "EXPIRED"}) == "EXPIRED"
     assert cache_status({"cf-cache-status": "DYNAMIC"}) == "DYNAMIC"
     assert cache_status({"age": "0"}) == "MISS" and cache_status({}) == "NONE"
+
+
+
+def test_the_access_logs_most_requested_pages(tmp_path):
+    from ops_project.cache.warm_list import access_log_top
+
+    line = '127.0.0.1 - - [02/Dec/2026:08:00:00 +0000] "{m} {p} HTTP/1.1" {s} 512 "-" "Mozilla/5.0"\n'
+    rows = [("GET", "/a", 200)] * 5 + [("GET", "/b", 200)] * 3 + [("GET", "/c", 404)] * 9 + [("POST", "/d", 200)] * 7
+    log = tmp_path / "access.log.gz"
+    with gzip.open(log, "wt") as fh:
+        fh.writelines(line.format(m=m, p=p, s=s) for m, p, s in rows)
+    assert access_log_top(log, 10) == ["/a", "/b"]  # GET 200 only, most requested first
+    assert access_log_top(log, 1) == ["/a"]
+    junk = tmp_path / "junk.log"
+    junk.write_text("not an access log\n")
+    with pytest.raises(CacheError, match="none of its 1 lines is a request"):
+        access_log_top(junk, 10)

@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ops_project.backups.config import BackupConfig, DrillConfig, Objectives, RestoreConfig
 from ops_project.cache.config import CacheConfig
+from ops_project.capacity.config import CapacityConfig
 from ops_project.common.config import DatabaseConfig, Strict
 from ops_project.common.errors import ConfigError, UnknownNameError
 from ops_project.common.names import identifier
@@ -43,6 +44,7 @@ class OpsConfig(Strict):
     alerts: AlertsConfig | None = None
     queries: QueriesConfig = QueriesConfig()
     cache: CacheConfig | None = None  # availability warmed into Redis; the demo API reads through it
+    capacity: CapacityConfig = CapacityConfig()  # the weekly capacity report: limits, prices, horizons
     owners: list[str] = []  # who answers for every asset: e-mail addresses or team:NAME (shown in the UI)
     source: Path | None = Field(None, exclude=True)
 
@@ -95,6 +97,13 @@ class OpsConfig(Strict):
             if source is None or engines.get(source) != "sqlite":
                 raise ValueError(f"cache.source: {source!r} is not a configured SQLite database (the booking "
                                  f"database availability is computed from)")
+        for label, named, known, what in (
+                ("capacity.limits", self.capacity.limits, engines, "databases"),
+                ("capacity.regions", self.capacity.regions, {r.name for r in self.regions}, "regions")):
+            stray = sorted(set(named) - set(known))
+            if stray:
+                raise ValueError(f"{label}: {', '.join(stray)} not under {what} (use the configured names: "
+                                 f"{', '.join(sorted(known))})")
         if self.restore.region and self.restore.region not in {r.name for r in self.regions}:
             raise ValueError(f"restore.region: {self.restore.region!r} is not one of the configured regions")
         return self

@@ -8,12 +8,14 @@ from dagster import Definitions, in_process_executor
 
 from assets.backups import build_backup_assets
 from assets.cache import build_cache_assets
+from assets.capacity import build_capacity_assets
 from assets.drills import build_drill_assets
 from assets.queries import analysed_databases, build_query_assets
 from assets.releases import build_release_assets
 from assets.verification import build_verification_assets
 from jobs.backups import build_backup_job, build_restore_verification_job, build_retention_job, build_rpo_job
 from jobs.cache import build_cache_job
+from jobs.capacity import build_capacity_jobs
 from jobs.drills import build_drill_job
 from jobs.queries import build_query_job
 from jobs.releases import build_deploy_job
@@ -21,6 +23,7 @@ from ops_project.config import OpsConfig, load_config
 from resources import build_resources
 from schedules.backups import build_backup_schedule, build_retention_schedule, build_rpo_schedule
 from schedules.cache import build_cache_schedule
+from schedules.capacity import build_capacity_schedules
 from schedules.drills import build_drill_schedule
 from schedules.queries import build_query_schedule
 from sensors.alerts import build_alert_sensors
@@ -37,17 +40,20 @@ def build_definitions(cfg: OpsConfig) -> Definitions:
     release_sensor = build_release_sensor(cfg, deploy_job) if deploy_job else None
     query_job = build_query_job(cfg) if analysed_databases(cfg) else None
     cache_job = build_cache_job() if cfg.cache else None
+    capacity_jobs = build_capacity_jobs(cfg)
     jobs = [backup_job, retention_job, build_restore_verification_job(cfg), rpo_job, drill_job,
             *([deploy_job] if deploy_job else []), *([query_job] if query_job else []),
-            *([cache_job] if cache_job else [])]
+            *([cache_job] if cache_job else []), *capacity_jobs]
     return Definitions(
         assets=[*build_backup_assets(cfg), *build_verification_assets(cfg), *build_drill_assets(cfg),
-                *build_release_assets(cfg), *build_query_assets(cfg), *build_cache_assets(cfg)],
+                *build_release_assets(cfg), *build_query_assets(cfg), *build_cache_assets(cfg),
+                *build_capacity_assets(cfg)],
         jobs=jobs,
         schedules=[build_backup_schedule(cfg, backup_job), build_retention_schedule(cfg, retention_job),
                    build_rpo_schedule(cfg, rpo_job), build_drill_schedule(cfg, drill_job),
                    *([build_query_schedule(cfg, query_job)] if query_job else []),
-                   *([build_cache_schedule(cfg, cache_job)] if cache_job else [])],
+                   *([build_cache_schedule(cfg, cache_job)] if cache_job else []),
+                   *build_capacity_schedules(cfg, *capacity_jobs)],
         sensors=[*([release_sensor] if release_sensor else []), *build_alert_sensors(),
                  *([build_cache_sensor(cache_job)] if cache_job and cfg.releases else [])],
         resources=build_resources(cfg),

@@ -59,6 +59,7 @@ class Forecast:
     horizon_value: float | None = None
     horizon_low: float | None = None
     horizon_high: float | None = None
+    interval_now: float | None = None  # half-width of the 95 % prediction interval at the last observation
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -193,6 +194,8 @@ def forecast(times: list[datetime], values: list[float], limit: float | None, *,
     x0 = np.zeros(p)
     x0[0], x0[1] = 1.0, t_now + horizon_days
     half = tcrit * math.sqrt(max(s2 * (1 + x0 @ xtx_inv @ x0), 0.0))
+    x0[1] = t_now
+    half_now = tcrit * math.sqrt(max(s2 * (1 + x0 @ xtx_inv @ x0), 0.0))
     at_h = float(beta[0] + slope * (t_now + horizon_days))
     now_at = now or last_at
 
@@ -226,4 +229,4 @@ def forecast(times: list[datetime], values: list[float], limit: float | None, *,
         confidence=confidence, level=level, seasonal=seasonal,
         level_shift_at=shift_at.isoformat() if shift_at else None, fitted_from=pairs[start][0].isoformat(),
         fitted_points=m, days_to_limit=d100, days_to_80=d80, limit_at=when(d100), limit80_at=when(d80),
-        horizon_value=at_h, horizon_low=at_h - half, horizon_high=at_h + half)
+        horizon_value=at_h, horizon_low=at_h - half, horizon_high=at_h + half, interval_now=half_now)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 from dagster import (
+    AssetKey,
     DagsterInstance,
     Definitions,
     RunConfig,
@@ -42,7 +43,8 @@ def test_shipped_code_location_loads_and_everything_resolves():
     repo = defs.get_repository_def()
     schedules = {s.name: s for s in repo.schedule_defs}
     assert set(schedules) == {"backup_schedule", "backup_retention_schedule", "verified_rpo_schedule",
-                              "dr_drill_schedule", "slow_query_schedule", "cache_warmup_schedule"}
+                              "dr_drill_schedule", "slow_query_schedule", "cache_warmup_schedule",
+                              "capacity_report_schedule", "capacity_metrics_schedule"}
     for s in schedules.values():
         assert s.execution_timezone == "Africa/Johannesburg"
         assert s.job_name in jobs
@@ -53,6 +55,9 @@ def test_shipped_code_location_loads_and_everything_resolves():
     assert sensors["release_tag_sensor"].minimum_interval_seconds == 60
     graph = defs.resolve_asset_graph()
     assert graph.get(replica_key("eu-west-1")).parent_keys == {BACKUP_KEY}
+    # the capacity report sits downstream of the backups, their replicas and the live measurements
+    assert graph.get(AssetKey("capacity_report")).parent_keys == {BACKUP_KEY, replica_key("eu-west-1"),
+                                                                 AssetKey("capacity_metrics")}
 
 
 def test_dg_check_defs_and_workspace():

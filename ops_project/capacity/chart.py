@@ -1,0 +1,62 @@
+"""One PNG per resource: the history, the fitted trend to the horizon, its 95 % interval, the limit and 80 %."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta
+
+from ops_project.capacity.forecast import Forecast
+
+
+def _scale(unit: str, peak: float) -> tuple[float, str]:
+    if unit == "bytes":
+        for factor, name in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+            if peak >= factor:
+                return factor, name
+        return 1, "bytes"
+    if unit == "share":
+        return 0.01, "%"
+    return 1, unit
+
+
+def render(title: str, unit: str, times: list[datetime], values: list[float], f: Forecast,
+           *, dpi: int = 72) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import dates as mdates
+    from matplotlib import pyplot as plt
+
+    peak = max([*values, f.limit or 0, f.horizon_high or 0])
+    factor, name = _scale(unit, peak)
+    fig, ax = plt.subplots(figsize=(7.5, 3.4), dpi=dpi)
+    try:
+        ax.plot(times, [v / factor for v in values], ".", ms=3, color="#1f77b4", label="measured")
+        if not f.insufficient_data and f.level is not None:
+            start = datetime.fromisoformat(f.fitted_from)
+            last = datetime.fromisoformat(f.last_at)
+            end = last + timedelta(days=f.horizon_days)
+            xs = [start, last, end]
+            ys = [f.predict(x) / factor for x in xs]
+            ax.plot(xs, ys, "-", color="#ff7f0e", lw=1.5, label=f"trend (R² {f.r2:.2f})")
+            lo = [(f.predict(last) - f.interval_now) / factor, f.horizon_low / factor]
+            hi = [(f.predict(last) + f.interval_now) / factor, f.horizon_high / factor]
+            ax.fill_between([last, end], lo, hi, color="#ff7f0e", alpha=0.18, label="95 % interval")
+        if f.limit:
+            ax.axhline(f.limit / factor, color="#d62728", lw=1.2, label="limit")
+            ax.axhline(0.8 * f.limit / factor, color="#d62728", lw=0.8, ls="--", label="80 %")
+        if f.level_shift_at:
+            ax.axvline(datetime.fromisoformat(f.level_shift_at), color="#7f7f7f", lw=0.8, ls=":",
+                       label="level shift")
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        out = io.BytesIO()
+        fig.savefig(out, format="png", dpi=dpi)
+        return out.getvalue()
+    finally:
+        plt.close(fig)

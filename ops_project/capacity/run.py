@@ -1,0 +1,44 @@
+"""One capacity run: measure what is live (stored as the next point of every series), then the report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from ops_project.capacity.history import store_measurement
+from ops_project.capacity.measure import measure
+from ops_project.capacity.report import build_report, store_report
+from ops_project.common.errors import OpsError
+from ops_project.config import OpsConfig
+
+
+class NothingMeasuredError(OpsError):
+    """Not one resource could be measured or read from history: there is no report to trust."""
+
+
+def sample(cfg: OpsConfig, primary_store, *, store_for: Callable, url_for: Callable, redis_for: Callable | None,
+           now: datetime) -> tuple[dict, str | None]:
+    """Measure everything and append the measurement to the primary region; (measurement, its key or None).
+    A measurement that cannot be stored is still returned, with that named under ``missing``."""
+    doc = measure(cfg, store_for=store_for, url_for=url_for, redis_for=redis_for, now=now)
+    if not doc["samples"]:
+        return doc, None
+    try:
+        return doc, store_measurement(primary_store, doc)
+    except Exception as exc:  # noqa: BLE001 - the report still comes out; the lost point is named
+        doc["missing"].append({"what": f"storing this measurement in {cfg.primary.name}",
+                               "why": f"{type(exc).__name__}: {exc}"})
+        return doc, None
+
+
+def report(cfg: OpsConfig, primary_store, *, as_of: datetime, week: str, measured: dict | None,
+           log: Callable[[str], None] = lambda _m: None) -> tuple[dict, dict[str, bytes], str]:
+    """Build and store the week's report; NothingMeasuredError when not one resource has a single point."""
+    rep, images = build_report(cfg, primary_store, as_of=as_of, week=week, measured=measured)
+    if not rep["resources"]:
+        named = "; ".join(f"{m['what']}: {m['why']}" for m in rep["missing"]) or "no backups and no measurements"
+        raise NothingMeasuredError(f"capacity report {week}: nothing could be measured ({named})")
+    key = store_report(primary_store, rep, images)
+    for m in rep["missing"]:
+        log(f"not measured: {m['what']}: {m['why']}")
+    return rep, images, key

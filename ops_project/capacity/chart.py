@@ -27,7 +27,7 @@ def render(title: str, unit: str, times: list[datetime], values: list[float], f:
     from matplotlib import dates as mdates
     from matplotlib import pyplot as plt
 
-    peak = max([*values, f.limit or 0, f.horizon_high or 0])
+    peak = max([*values, f.limit or 0])
     factor, name = _scale(unit, peak)
     fig, ax = plt.subplots(figsize=(7.5, 3.4), dpi=dpi)
     try:
@@ -35,12 +35,16 @@ def render(title: str, unit: str, times: list[datetime], values: list[float], f:
         if not f.insufficient_data and f.level is not None:
             start = datetime.fromisoformat(f.fitted_from)
             last = datetime.fromisoformat(f.last_at)
-            end = last + timedelta(days=f.horizon_days)
+            span = f.horizon_days  # stop a little past the limit, so the history stays readable
+            if f.days_to_limit:
+                span = min(span, max(f.days_to_limit * 1.3, 14))
+            end = last + timedelta(days=span)
             xs = [start, last, end]
             ys = [f.predict(x) / factor for x in xs]
             ax.plot(xs, ys, "-", color="#ff7f0e", lw=1.5, label=f"trend (R² {f.r2:.2f})")
-            lo = [(f.predict(last) - f.interval_now) / factor, f.horizon_low / factor]
-            hi = [(f.predict(last) + f.interval_now) / factor, f.horizon_high / factor]
+            w_end = f.interval_now + (f.horizon_high - f.horizon_value - f.interval_now) * span / f.horizon_days
+            lo = [(f.predict(last) - f.interval_now) / factor, (f.predict(end) - w_end) / factor]
+            hi = [(f.predict(last) + f.interval_now) / factor, (f.predict(end) + w_end) / factor]
             ax.fill_between([last, end], lo, hi, color="#ff7f0e", alpha=0.18, label="95 % interval")
         if f.limit:
             ax.axhline(f.limit / factor, color="#d62728", lw=1.2, label="limit")

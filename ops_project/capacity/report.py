@@ -68,14 +68,14 @@ def action(s: Series, f: dict, horizon_days: int) -> str | None:
     if f.get("over_limit") or (due is not None and due <= horizon_days):
         by = "now" if (due == 0 or f.get("over_limit")) else \
             f"before {datetime.fromisoformat(f['limit80_at']).date().isoformat()}"
-        db = s.resource.split("/")[0]
+        db, _, rest = s.resource.partition("/")
+        named = rest.partition(":")[2] or db
         what = {
             "database_bytes": f"raise the volume (or archive old rows) of {db} {by}",
             "connections": f"add a pooler (PgBouncer) before raising max_connections on {db} ({by})",
             "xid_age": f"vacuum freeze {db} (VACUUM (FREEZE) on the oldest tables; check autovacuum) {by}",
-            "sequence": f"widen {s.resource.split(':', 1)[1]}'s column to bigint {by}",
-            "region_bytes": f"raise the quota of {s.resource.split(':', 1)[1].split('/')[0]} or tighten "
-                            f"retention {by}",
+            "sequence": f"widen the column {named} feeds to bigint {by}",
+            "region_bytes": f"raise the quota of {db.partition(':')[2]} or tighten retention {by}",
             "redis_memory": f"raise Redis maxmemory or shorten TTLs {by}",
         }.get(s.kind, f"act on {s.label} {by}")
         notes.insert(0, what)
@@ -152,7 +152,7 @@ def costs(cfg: OpsConfig, series: dict[str, Series], forecasts: dict[str, dict],
         s = series.get(f"region:{region.name}/bytes")
         price = cfg.capacity.regions.get(region.name)
         if s is None or not s.points:
-            out.append({"region": region.name, "missing": "not measured (the region could not be listed)"})
+            out.append({"region": region.name, "missing": "no measurement of its bytes yet (capacity_metrics lists each region)"})
             continue
         times, values = s.ordered
         now_bytes = values[-1]
@@ -163,12 +163,12 @@ def costs(cfg: OpsConfig, series: dict[str, Series], forecasts: dict[str, dict],
         written = (s.detail or {}).get("objects_written_30d", 0)
         out.append({
             "region": region.name, "bytes": now_bytes, "objects": (s.detail or {}).get("objects"),
-            "price_gb_month": gb_month, "monthly_storage": round(now_bytes / GIB * gb_month, 4),
-            "bytes_at_horizon": at_h, "monthly_storage_at_horizon": round(at_h / GIB * gb_month, 4)
+            "price_gb_month": gb_month, "monthly_storage": round(now_bytes / GIB * gb_month, 6),
+            "bytes_at_horizon": at_h, "monthly_storage_at_horizon": round(at_h / GIB * gb_month, 6)
             if at_h is not None else None,
-            "puts_30d": written, "monthly_requests": round(written / 1000 * put, 4),
+            "puts_30d": written, "monthly_requests": round(written / 1000 * put, 9),
             "retention_saves_bytes": round(without_retention),
-            "retention_saves_monthly": round(without_retention / GIB * gb_month, 4),
+            "retention_saves_monthly": round(without_retention / GIB * gb_month, 6),
             "quota_bytes": s.limit,
         })
     return out

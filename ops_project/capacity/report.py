@@ -152,7 +152,8 @@ def costs(cfg: OpsConfig, series: dict[str, Series], forecasts: dict[str, dict],
         s = series.get(f"region:{region.name}/bytes")
         price = cfg.capacity.regions.get(region.name)
         if s is None or not s.points:
-            out.append({"region": region.name, "missing": "no measurement of its bytes yet (capacity_metrics lists each region)"})
+            out.append({"region": region.name,
+                        "missing": "no measurement of its bytes yet (capacity_metrics lists each region)"})
             continue
         times, values = s.ordered
         now_bytes = values[-1]
@@ -282,7 +283,8 @@ def markdown(report: dict, images: dict[str, bytes] | None = None) -> str:
 
     def use(r):
         f = r["forecast"]
-        share = f" ({f['last_value'] / r['limit']:.0%})" if r["limit"] and f["last_value"] is not None else ""
+        ratio = f["last_value"] / r["limit"] if r["limit"] and f["last_value"] is not None else None
+        share = "" if ratio is None else " (<1 %)" if 0 < ratio < 0.01 else f" ({ratio:.0%})"
         return human(f["last_value"], r["unit"]) + share
 
     def growth(r):

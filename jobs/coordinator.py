@@ -21,7 +21,8 @@ from schedules.backups import BACKUP_PRIORITY
 # The asset's kind of work, heaviest first: a run that holds several is limited as its heaviest.
 KINDS = (("database_backup", "backup"), ("backup_replica", "replication"), ("restore_verification", "restore"),
          ("dr_drill", "drill"), ("verified_rpo", "rpo"), ("deploy_validation", "deploy_validation"),
-         ("slow_query_report", "queries"), ("cache_warmup", "cache"))
+         ("slow_query_report", "queries"), ("cache_warmup", "cache"), ("capacity_report", "capacity"),
+         ("capacity_metrics", "capacity"))
 DATABASE_DIMENSION_TAG = "dagster/partition/database"
 
 

@@ -1,4 +1,4 @@
-"""The ``cache`` section (DESIGN "Cache warming"): where Redis is, the key scheme's prefix, what to warm."""
+"""The ``cache`` section (README, "Warming the cache"): where Redis is, the key scheme's prefix, what to warm."""
 
 from __future__ import annotations
 

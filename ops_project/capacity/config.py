@@ -1,4 +1,4 @@
-"""The ``capacity`` section (DESIGN "Capacity reports"): horizons, limits per resource, prices per region."""
+"""The ``capacity`` section (README, "Configuration"): horizons, limits per resource, prices per region."""
 
 from __future__ import annotations
 

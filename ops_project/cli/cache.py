@@ -1,4 +1,4 @@
-"""``cache warm`` and ``cache status``: the availability cache in Redis, without Dagster (the DESIGN contract)."""
+"""``cache warm`` and ``cache status``: the availability cache in Redis, without Dagster (README, "The CLI")."""
 
 from __future__ import annotations
 

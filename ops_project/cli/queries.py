@@ -1,4 +1,4 @@
-"""``queries analyze``: slow-query analysis of log files without Dagster (the DESIGN contract)."""
+"""``queries analyze``: slow-query analysis of log files without Dagster (README, "The CLI")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``analyze``: log files in, the DESIGN report out (``statements`` and ``queries`` ranked by total time).
+"""``analyze``: log files in, the JSON report out (``statements`` and ``queries`` ranked by total time).
 
 A log that yields no statement, or whose lines mostly match nothing, is an error that names the file, the
 format and prefix tried and an example line: an empty report would read as "no slow queries".
@@ -88,7 +88,7 @@ def collect(paths: Iterable[str | Path], fmt: str = "auto", log_line_prefix: str
 
 
 def report(collected: Collected, *, top: int = 50, keep_examples: bool = False) -> dict:
-    """The DESIGN report of what was collected: ``statements``, ``queries`` ranked by total time, counters."""
+    """The JSON report of what was collected: ``statements``, ``queries`` ranked by total time, counters."""
     groups, read, counted = collected.groups, collected.read, collected.counted
     total = sum(g.total_ms for g in groups.values())
     ranked = sorted(groups.values(), key=lambda g: (-g.total_ms, g.fingerprint))

@@ -72,7 +72,7 @@ def test_sqlite_backup_local_primary_s3_replica_restores_with_stock_tools(tmp_pa
     assert run(["sqlite3", str(restored), "PRAGMA integrity_check;"], text=True).stdout.strip() == "ok"
     assert stats_of_file(restored).tables == manifest.tables
     assert manifest.schema_fingerprint == stats_of_file(demo_db).schema_fingerprint
-    # Fields DESIGN.md promises.
+    # Fields the manifest promises (README, "Restoring by hand in an emergency").
     raw = json.loads(primary.get_bytes(backup_prefix("booking", manifest.backup_id) + MANIFEST))
     for field in ("format_version", "database", "engine", "backup_id", "partition_key", "snapshot_started_at",
                   "snapshot_finished_at", "source_size_bytes", "stored_size_bytes", "sha256_stored",

@@ -1,4 +1,4 @@
-"""``python -m ops_project capacity …`` as a user runs it: the forecast contract (DESIGN "Capacity reports"),
+"""``python -m ops_project capacity …`` as a user runs it: the forecast contract (README, "The CLI"),
 bad input with a clear message and no traceback, a report that names what it could not measure."""
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import pytest
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
+from assets.capacity import capacity_partitions
 from assets.drills import drill_partitions
 from assets.partitions import backup_partition_key, window_partitions
 from ops_project.backups.layout import backup_prefix, data_name
@@ -54,9 +55,12 @@ def stage(tmp_path, demo_db, write_config):
     it (corrupt in the DR region), no backup in between, and a restore test of each of the three windows."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (scripts/test.sh installs it)", pytrace=False)
+    size = demo_db.stat().st_size
     config = write_config([{"name": "booking", "engine": "sqlite", "path": str(demo_db)}],
                           [local_region(tmp_path, "af-south-1"), local_region(tmp_path, "eu-west-1")],
-                          pin_start=False)  # the partitions begin at the first backup, as in the shipped default
+                          pin_start=False,  # the partitions begin at the first backup, as in the shipped default
+                          # 80 % of the limit about ten days ahead of the history written below
+                          capacity={"limits": {"booking": {"bytes": int((size + 10 * size / 6) / 0.8)}}})
     cfg = load_config(config)
     defs = build_definitions(cfg)
     home = tmp_path / "dagster_home"
@@ -90,6 +94,18 @@ def stage(tmp_path, demo_db, write_config):
             run = restore.execute_in_process(partition_key=backup_partition_key("booking", window),
                                              instance=instance, raise_on_error=False)
             assert run.success is ok
+        # three days of hourly sizes growing to today's: the capacity report charts the database
+        from ops_project.capacity.history import store_measurement
+
+        now = datetime.now(UTC)
+        for i in range(72):
+            store_measurement(primary, {"taken_at": (now - timedelta(hours=72 - i)).isoformat(), "missing": [],
+                                        "samples": [{"resource": "booking/bytes", "label": "booking database file",
+                                                     "kind": "database_bytes", "unit": "bytes", "limit": None,
+                                                     "detail": {}, "value": size / 2 + size / 2 * i / 72}]})
+        capacity_week = capacity_partitions(cfg).get_partition_keys(current_time=now)[-1]
+        assert defs.resolve_job_def("capacity_report_job").execute_in_process(
+            partition_key=capacity_week, instance=instance).success
     shots = tmp_path / "screenshots"
     shots.mkdir()
     with dagster_dev(home, config, tmp_path / "dagster-dev.log") as port:
@@ -97,7 +113,8 @@ def stage(tmp_path, demo_db, write_config):
         # screenshots are of: mark it seen for this instance, as its "Skip" button does.
         seen = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": "mutation { setNuxSeen }"}, timeout=30)
         assert seen.status_code == 200 and "errors" not in seen.json(), seen.text
-        yield f"http://127.0.0.1:{port}", {"good": good, "missing": missing, "corrupt": corrupt}, shots
+        yield f"http://127.0.0.1:{port}", {"good": good, "missing": missing, "corrupt": corrupt,
+                                           "capacity_week": capacity_week}, shots
 
 
 @pytest.fixture
@@ -131,7 +148,8 @@ def partitions_page(stage, browser):
     page.get_by_text("3 Partitions Selected").wait_for()
     page.screenshot(path=shots / "partitions.png", full_page=True)
     seen = {}
-    for name, window in w.items():
+    for name in ("good", "missing", "corrupt"):
+        window = w[name]
         row = page.locator("[class*=VirtualizedTable_row]", has=page.locator(f'[title="{window}"]'))
         row.screenshot(path=shots / f"row-{name}.png")
         seen[name] = colours(shots / f"row-{name}.png")
@@ -187,6 +205,24 @@ def materialize_all(stage, browser):
     assert dialog.get_by_role("button", name="Launch backfill").is_disabled()  # nothing chosen for you
 
 
+def capacity_chart(stage, browser):
+    """The capacity report's chart is drawn in the UI (an image that decoded, not a broken link), beside the
+    failed headroom check."""
+    base, w, shots = stage
+    page = browser
+    _open(page, f"{base}/assets/capacity_report?view=events&partition={w['capacity_week']}")
+    page.get_by_text("[Show Markdown]").first.click()
+    image = page.locator('img[src^="data:image/png;base64,"]').first
+    image.wait_for()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    assert image.evaluate("img => img.naturalWidth") > 300
+    page.screenshot(path=shots / "capacity-chart.png", full_page=True)
+    image.screenshot(path=shots / "capacity-chart-image.png")
+    drawn = colours(shots / "capacity-chart-image.png")
+    assert drawn["red"] > 50  # the limit line
+    assert page.get_by_text("booking database file").count() > 0
+
+
 def window_partitions_before(key: str) -> str:
     """The window key four hours before ``key`` (same offset)."""
     start = datetime.strptime(key, "%Y-%m-%d-%H:%M%z") - timedelta(hours=4)
@@ -199,3 +235,4 @@ def test_what_on_call_sees(stage, browser):
     check_history(stage, browser)
     runs_page(stage, browser)
     materialize_all(stage, browser)
+    capacity_chart(stage, browser)

@@ -1,4 +1,5 @@
-"""The key scheme and value encoding (README, "Warming the cache"), and TTLs spread so that keys do not expire together."""
+"""The key scheme and value encoding (README, "Warming the cache"), and TTLs spread so that keys do not
+expire together."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,17 +15,19 @@ from ops_project.common.errors import UnknownNameError
 
 
 def _limit(text: str) -> float:
-    """A number, or a size such as 10GB / 10GiB."""
+    """A positive number, or a size such as 10GB / 10GiB."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        pass
-    from pydantic import ByteSize, TypeAdapter, ValidationError
+        from pydantic import ByteSize, TypeAdapter, ValidationError
 
-    try:
-        return float(TypeAdapter(ByteSize).validate_python(text))
-    except ValidationError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number or a size (10GB, 512MiB)") from None
+        try:
+            value = float(TypeAdapter(ByteSize).validate_python(text))
+        except ValidationError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number or a size (10GB, 512MiB)") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a limit must be a positive, finite number")
+    return value
 
 
 def read_csv(path: str) -> tuple[list[datetime], list[float]]:
@@ -48,6 +51,8 @@ def read_csv(path: str) -> tuple[list[datetime], list[float]]:
             except ValueError:
                 raise UnknownNameError(f"{path}, line {number}: {row[0].strip()!r} is not an ISO 8601 time or "
                                        f"{row[1].strip()!r} is not a number") from None
+            if not math.isfinite(value):
+                raise UnknownNameError(f"{path}, line {number}: {row[1].strip()!r} is not a finite number")
             times.append(at if at.tzinfo else at.replace(tzinfo=UTC))
             values.append(value)
     if not times:

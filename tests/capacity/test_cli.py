@@ -47,6 +47,12 @@ def test_bad_input_is_a_clear_error_without_a_traceback(tmp_path):
     assert done.returncode == 2 and "none.csv" in done.stderr and "Traceback" not in done.stderr
     done = cli("capacity", "forecast", "--csv", str(bad), "--limit", "lots")
     assert done.returncode == 2 and "'lots' is not a number or a size" in done.stderr
+    done = cli("capacity", "forecast", "--csv", str(bad), "--limit", "-5")
+    assert done.returncode == 2 and "a limit must be a positive, finite number" in done.stderr
+    nan = tmp_path / "nan.csv"
+    nan.write_text("2026-11-01T00:00:00Z,12\n2026-11-01T01:00:00Z,nan\n")
+    done = cli("capacity", "forecast", "--csv", str(nan), "--limit", "100")
+    assert done.returncode == 2 and "nan.csv, line 2: 'nan' is not a finite number" in done.stderr
 
 
 def test_report_names_what_it_could_not_measure_and_fails_only_when_nothing_was(tmp_path, demo_db, write_config):

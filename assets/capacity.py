@@ -39,16 +39,12 @@ def capacity_partitions(cfg: OpsConfig) -> TimeWindowPartitionsDefinition:
 
 
 def _sources(context, cfg: OpsConfig):
+    from ops_project.capacity.run import Sources
+
     res = context.resources
-
-    def store_for(name: str):
-        return getattr(res, region_key(name)).store()
-
-    def url_for(db):
-        return getattr(res, database_key(db.name)).prepare()
-
-    redis_for = res.cache.client if cfg.cache is not None else None
-    return store_for, url_for, redis_for
+    return Sources(store_for=lambda name: getattr(res, region_key(name)).store(),
+                   url_for=lambda db: getattr(res, database_key(db.name)).prepare(),
+                   redis_for=res.cache.client if cfg.cache is not None else None)
 
 
 def _required(cfg: OpsConfig) -> set[str]:
@@ -83,10 +79,9 @@ def build_capacity_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         from ops_project.capacity.run import sample
 
         ops_cfg = context.resources.ops_config.load()
-        store_for, url_for, redis_for = _sources(context, ops_cfg)
-        primary_store = store_for(primary)
-        doc, key = sample(ops_cfg, primary_store, store_for=store_for, url_for=url_for, redis_for=redis_for,
-                          now=datetime.now(UTC))
+        sources = _sources(context, ops_cfg)
+        primary_store = sources.store_for(primary)
+        doc, key = sample(ops_cfg, primary_store, sources, now=datetime.now(UTC))
         for m in doc["missing"]:
             context.log.warning(f"not measured: {m['what']}: {m['why']}")
         metadata = {"samples": len(doc["samples"]), "missing_sources": len(doc["missing"]),
@@ -126,15 +121,14 @@ def build_capacity_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         from ops_project.capacity.run import report, sample
 
         ops_cfg = context.resources.ops_config.load()
-        store_for, url_for, redis_for = _sources(context, ops_cfg)
-        primary_store = store_for(primary)
+        sources = _sources(context, ops_cfg)
+        primary_store = sources.store_for(primary)
         window = context.partition_time_window
         now = datetime.now(UTC)
         as_of = min(now, window.end.astimezone(UTC))
         measured = None
         if now - window.end.astimezone(UTC) <= timedelta(days=1):  # the current week: measure now as well
-            measured, _key = sample(ops_cfg, primary_store, store_for=store_for, url_for=url_for,
-                                    redis_for=redis_for, now=now)
+            measured, _key = sample(ops_cfg, primary_store, sources, now=now)
             as_of = now
         else:
             context.log.info(f"week {context.partition_key} ended over a day ago: reported from what was stored "

@@ -6,17 +6,7 @@ import io
 from datetime import datetime, timedelta
 
 from ops_project.capacity.forecast import Forecast
-
-
-def _scale(unit: str, peak: float) -> tuple[float, str]:
-    if unit == "bytes":
-        for factor, name in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-            if peak >= factor:
-                return factor, name
-        return 1, "bytes"
-    if unit == "share":
-        return 0.01, "%"
-    return 1, unit
+from ops_project.capacity.units import scale
 
 
 def render(title: str, unit: str, times: list[datetime], values: list[float], f: Forecast,
@@ -28,7 +18,7 @@ def render(title: str, unit: str, times: list[datetime], values: list[float], f:
     from matplotlib import pyplot as plt
 
     peak = max([*values, f.limit or 0])
-    factor, name = _scale(unit, peak)
+    factor, name = scale(unit, peak)
     fig, ax = plt.subplots(figsize=(7.5, 3.4), dpi=dpi)
     try:
         ax.plot(times, [v / factor for v in values], ".", ms=3, color="#1f77b4", label="measured")

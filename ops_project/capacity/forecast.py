@@ -66,13 +66,11 @@ class Forecast:
 
     def predict(self, at: datetime) -> float | None:
         """The trend's value at ``at`` (without the weekly cycle): what later reports score this one by."""
-        if self.level is None or self.slope_per_day is None or self.last_at is None:
-            return None
-        return self.level + self.slope_per_day * (at - datetime.fromisoformat(self.last_at)).total_seconds() / DAY
+        return predict(self.__dict__, at)
 
 
 def predict(stored: dict, at: datetime) -> float | None:
-    """``Forecast.predict`` from a stored forecast (a report's JSON)."""
+    """The trend's value at ``at`` from a forecast's fields (``Forecast.__dict__`` or a report's JSON)."""
     if stored.get("level") is None or stored.get("slope_per_day") is None or not stored.get("last_at"):
         return None
     days = (at - datetime.fromisoformat(stored["last_at"])).total_seconds() / DAY

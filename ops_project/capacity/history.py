@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from ops_project.backups.catalog import list_backups
 
@@ -111,13 +111,9 @@ def merge_measurements(series: dict[str, Series], docs: list[dict]) -> dict[str,
             try:
                 target = series.setdefault(s["resource"], Series(s["resource"], s["label"], s["kind"], s["unit"]))
                 target.add(at, s["value"], "measured")
-                target.limit, target.limit_source, target.detail = s.get("limit"), s.get("limit_source"), \
-                    s.get("detail") or {}
+                target.limit, target.limit_source = s.get("limit"), s.get("limit_source")
+                target.detail = s.get("detail") or {}
                 target.label, target.kind, target.unit = s["label"], s["kind"], s["unit"]
             except (KeyError, TypeError):
                 continue
     return series
-
-
-def lookback(until: datetime, days: int) -> datetime:
-    return until - timedelta(days=days)

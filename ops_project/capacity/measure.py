@@ -45,7 +45,8 @@ def sqlite_samples(name: str, path: Path, configured: int | None) -> list[Sample
     biggest tables (``dbstat``, where SQLite has it). Opened read-only: nothing is written."""
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
-    size = path.stat().st_size + sum(p.stat().st_size for p in (path.with_name(path.name + "-wal"),) if p.exists())
+    wal = path.with_name(path.name + "-wal")
+    size = path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
     try:
         page_size, pages, free = (con.execute(f"PRAGMA {p}").fetchone()[0]
@@ -165,11 +166,14 @@ def measure(cfg: OpsConfig, *, store_for: Callable[[str], object], url_for: Call
     for db in cfg.databases:
         limit = cfg.capacity.limits.get(db.name)
         configured = int(limit.bytes) if limit and limit.bytes else None
-        if db.engine == "sqlite":
-            attempt(f"database {db.name}", lambda db=db, c=configured: (url_for(db), sqlite_samples(
-                db.name, Path(db.path), c))[1])
-        else:
-            attempt(f"database {db.name}", lambda db=db, c=configured: postgres_samples(db.name, url_for(db), c))
+
+        def database(db=db, configured=configured) -> list[Sample]:
+            url = url_for(db)  # a configured demo database is generated on first use
+            if db.engine == "sqlite":
+                return sqlite_samples(db.name, Path(db.path), configured)
+            return postgres_samples(db.name, url, configured)
+
+        attempt(f"database {db.name}", database)
     for region in cfg.regions:
         price = cfg.capacity.regions.get(region.name)
         quota = int(price.quota_bytes) if price and price.quota_bytes else None

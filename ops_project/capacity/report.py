@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from cronsim import CronSim
 
 from ops_project.capacity.chart import render
-from ops_project.capacity.forecast import forecast, predict
+from ops_project.capacity.forecast import Forecast, forecast, predict
 from ops_project.capacity.history import Series, manifest_series, merge_measurements, read_measurements
+from ops_project.capacity.units import human
 from ops_project.common.markdown import table
 from ops_project.config import OpsConfig
 
@@ -38,21 +39,6 @@ def week_key(cfg: OpsConfig, at: datetime) -> tuple[str, datetime, datetime]:
             return (start or tick).strftime("%Y-%m-%d"), start or tick, tick
         start = tick
     raise ValueError(f"capacity.cron {cfg.capacity.cron!r} has no tick after {local.isoformat()}")
-
-
-def human(value: float | None, unit: str) -> str:
-    if value is None:
-        return "—"
-    if unit == "bytes":
-        for factor, name in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-            if abs(value) >= factor:
-                return f"{value / factor:.2f} {name}"
-        return f"{value:.0f} B"
-    if unit == "share":
-        return f"{value:.2%}"
-    if abs(value) >= 1e6:
-        return f"{value / 1e6:.2f} M"
-    return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 100 else f"{value:.2f}"
 
 
 def action(s: Series, f: dict, horizon_days: int) -> str | None:
@@ -155,8 +141,7 @@ def costs(cfg: OpsConfig, series: dict[str, Series], forecasts: dict[str, dict],
             out.append({"region": region.name,
                         "missing": "no measurement of its bytes yet (capacity_metrics lists each region)"})
             continue
-        times, values = s.ordered
-        now_bytes = values[-1]
+        now_bytes = s.ordered[1][-1]
         f = forecasts.get(s.resource) or {}
         at_h = None if f.get("insufficient_data", True) else max(f["horizon_value"], 0.0)
         gb_month = price.price_gb_month if price else 0.0
@@ -190,36 +175,32 @@ def build_report(cfg: OpsConfig, store, *, as_of: datetime, week: str, measured:
     """The report and its charts (name → PNG). ``store`` is the primary region; ``measured`` a measurement
     taken now (already stored), whose missing sources are named in the report."""
     missing: list[dict] = list((measured or {}).get("missing", []))
-    problems: list[str] = []
-    try:
-        series, bad, entries = manifest_series(store, as_of)
-        problems += bad
-    except Exception as exc:  # noqa: BLE001 - a region that cannot be listed: named, the rest still reported
-        series, entries = {}, []
-        missing.append({"what": f"backup manifests in {cfg.primary.name}", "why": f"{type(exc).__name__}: {exc}"})
+
+    def read(what: str, fn, empty: tuple) -> tuple:
+        """One source of history, or ``empty`` with the source named: the rest is still reported."""
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - a region that cannot be listed, an unreadable folder
+            missing.append({"what": what, "why": f"{type(exc).__name__}: {exc}"})
+            return empty
+
+    series, bad_manifests, entries = read(f"backup manifests in {cfg.primary.name}",
+                                          lambda: manifest_series(store, as_of), ({}, [], []))
     since = as_of - timedelta(days=cfg.capacity.history_days)
-    try:
-        docs, bad = read_measurements(store, since, as_of)
-        problems += bad
-    except Exception as exc:  # noqa: BLE001
-        docs = []
-        missing.append({"what": f"stored measurements in {cfg.primary.name}", "why": f"{type(exc).__name__}: {exc}"})
+    docs, bad_measurements = read(f"stored measurements in {cfg.primary.name}",
+                                  lambda: read_measurements(store, since, as_of), ([], []))
     merge_measurements(series, docs)
     for db, limit in cfg.capacity.limits.items():
-        for rid in (f"{db}/bytes",):
-            if rid in series and limit.bytes:
-                series[rid].limit, series[rid].limit_source = float(limit.bytes), f"capacity.limits.{db}.bytes"
+        if f"{db}/bytes" in series and limit.bytes:
+            series[f"{db}/bytes"].limit = float(limit.bytes)
+            series[f"{db}/bytes"].limit_source = f"capacity.limits.{db}.bytes"
     if "redis/used_memory" in series:
         _evictions(series["redis/used_memory"], docs)
     horizon = cfg.capacity.horizon_days
     forecasts = {rid: forecast(*s.ordered, s.limit, horizon_days=horizon, now=as_of).to_dict()
                  for rid, s in series.items()}
-    try:
-        previous, bad = _previous_reports(store, as_of)
-        problems += bad
-    except Exception as exc:  # noqa: BLE001
-        previous = []
-        missing.append({"what": "earlier reports", "why": f"{type(exc).__name__}: {exc}"})
+    previous, bad_reports = read("earlier reports", lambda: _previous_reports(store, as_of), ([], []))
+    problems = [*bad_manifests, *bad_measurements, *bad_reports]
     scores = score(previous, as_of, series)
     rows, images = [], {}
     for rid in sorted(series, key=lambda r: (series[r].kind == "table_rows", r)):
@@ -230,8 +211,6 @@ def build_report(cfg: OpsConfig, store, *, as_of: datetime, week: str, measured:
         chart = None
         if charts and within and s.kind in CHARTED_KINDS:
             name = rid.replace("/", "__").replace(":", "_") + ".png"
-            from ops_project.capacity.forecast import Forecast
-
             images[name] = render(s.label, s.unit, *s.ordered, Forecast(**f))
             chart = name
         rows.append({"resource": rid, "label": s.label, "kind": s.kind, "unit": s.unit, "limit": s.limit,

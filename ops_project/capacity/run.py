@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from ops_project.capacity.history import store_measurement
@@ -16,11 +17,20 @@ class NothingMeasuredError(OpsError):
     """Not one resource could be measured or read from history: there is no report to trust."""
 
 
-def sample(cfg: OpsConfig, primary_store, *, store_for: Callable, url_for: Callable, redis_for: Callable | None,
-           now: datetime) -> tuple[dict, str | None]:
+@dataclass(frozen=True)
+class Sources:
+    """How to reach what is measured: a region's store by name, a database's URL (None for SQLite; a demo
+    database is generated first), a Redis client (None: no Redis configured)."""
+
+    store_for: Callable[[str], object]
+    url_for: Callable[[object], str | None]
+    redis_for: Callable[[], object | None] | None
+
+
+def sample(cfg: OpsConfig, primary_store, sources: Sources, *, now: datetime) -> tuple[dict, str | None]:
     """Measure everything and append the measurement to the primary region; (measurement, its key or None).
     A measurement that cannot be stored is still returned, with that named under ``missing``."""
-    doc = measure(cfg, store_for=store_for, url_for=url_for, redis_for=redis_for, now=now)
+    doc = measure(cfg, store_for=sources.store_for, url_for=sources.url_for, redis_for=sources.redis_for, now=now)
     if not doc["samples"]:
         return doc, None
     try:

@@ -81,9 +81,13 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sources(cfg):
+def _measure(args: argparse.Namespace):
+    """The configuration, the primary region's store, and a measurement taken now and stored there."""
+    from ops_project.capacity.run import Sources, sample
     from ops_project.clients import Clients
+    from ops_project.config import load_config
 
+    cfg = load_config(args.config)
     clients = Clients(cfg)
 
     def redis_for():
@@ -92,37 +96,29 @@ def _sources(cfg):
         url = clients.redis_url()
         return connect(url) if url else None
 
-    return clients, clients.store, clients.database_url, (redis_for if cfg.cache else None)
+    primary = clients.store(cfg.primary)
+    sources = Sources(clients.store, clients.database_url, redis_for if cfg.cache else None)
+    doc, key = sample(cfg, primary, sources, now=datetime.now(UTC))
+    return cfg, primary, doc, key
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from ops_project.capacity.run import sample
-    from ops_project.config import load_config
-
-    cfg = load_config(args.config)
-    clients, store_for, url_for, redis_for = _sources(cfg)
-    doc, key = sample(cfg, clients.store(cfg.primary), store_for=store_for, url_for=url_for, redis_for=redis_for,
-                      now=datetime.now(UTC))
+    _cfg, primary, doc, key = _measure(args)
     for s in doc["samples"]:
         print(f"{s['resource']}: {s['value']:g}" + (f" of {s['limit']:g}" if s["limit"] else ""))
     for m in doc["missing"]:
         print(f"not measured: {m['what']}: {m['why']}", file=sys.stderr)
-    print(f"stored at {clients.store(cfg.primary).describe(key)}" if key else "nothing stored")
+    print(f"stored at {primary.describe(key)}" if key else "nothing stored")
     return 0 if doc["samples"] else 1
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from ops_project.capacity.report import markdown, week_key
-    from ops_project.capacity.run import report, sample
-    from ops_project.config import load_config
+    from ops_project.capacity.run import report
 
-    cfg = load_config(args.config)
-    clients, store_for, url_for, redis_for = _sources(cfg)
-    now = datetime.now(UTC)
-    primary = clients.store(cfg.primary)
-    measured, _key = sample(cfg, primary, store_for=store_for, url_for=url_for, redis_for=redis_for, now=now)
-    week = week_key(cfg, now)[0]
-    rep, images, key = report(cfg, primary, as_of=now, week=week, measured=measured)
+    cfg, primary, measured, _key = _measure(args)
+    as_of = datetime.fromisoformat(measured["taken_at"])
+    rep, images, key = report(cfg, primary, as_of=as_of, week=week_key(cfg, as_of)[0], measured=measured)
     if args.json:
         write_json(args.json, rep)
     if args.charts:

@@ -54,10 +54,10 @@ def test_backup_manifests_give_the_growth_series_and_the_cost_of_each_region(tmp
         replicate(primary, dr, "booking", manifest.backup_id)
         sizes.append(manifest.source_size_bytes)
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
-    from ops_project.capacity.run import sample
+    from ops_project.capacity.run import Sources, sample
 
     now = datetime.now(UTC)
-    measured, _ = sample(cfg, primary, store_for=clients.store, url_for=clients.database_url, redis_for=None, now=now)
+    measured, _ = sample(cfg, primary, Sources(clients.store, clients.database_url, None), now=now)
     rep, _images = build_report(cfg, primary, as_of=now, week="2026-11-30", measured=measured)
     rows = {r["resource"]: r for r in rep["resources"]}
     db = rows["booking/bytes"]

@@ -1,28 +1,20 @@
-"""``database_backup`` and one ``backup_replica`` per secondary region."""
+"""``database_backup`` and one ``backup_replica`` per secondary region: their specs and their stages.
+
+The stages run inside the backup pipeline (``assets.pipeline``), one database at a time or a batch per run."""
 
 
 from datetime import UTC, datetime
 
-from dagster import (
-    AssetExecutionContext,
-    AssetKey,
-    AssetObservation,
-    AssetsDefinition,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+from dagster import AssetExecutionContext, AssetKey, AssetObservation, AssetSpec, MetadataValue
 from dagster._core.storage.tags import SCHEDULED_EXECUTION_TIME_TAG
 
-from assets.guard import guarded
-from assets.partitions import backup_partitions, window_partitions
+from assets.stages import Item, Scope, Stage
 from ops_project.backups.catalog import find_for_partition
 from ops_project.backups.layout import backup_prefix
 from ops_project.backups.windows import make_window
 from ops_project.common.errors import BackupError, WindowClosedError
 from ops_project.common.markdown import table
 from ops_project.config import OpsConfig
-from resources import database_key, region_key
 
 BACKUP_KEY = AssetKey("database_backup")
 SCHEDULED_TIME_TAG = SCHEDULED_EXECUTION_TIME_TAG  # set by Dagster on every run a schedule tick asks for
@@ -51,11 +43,6 @@ def _requested_at(context: AssetExecutionContext) -> datetime | None:
     return created
 
 
-def _dims(context: AssetExecutionContext) -> tuple[str, str]:
-    keys = context.partition_key.keys_by_dimension
-    return keys["database"], keys["window"]
-
-
 def mb(size: int) -> float:
     """Sizes in the UI are in MB (10⁶ bytes), beside the exact byte count."""
     return round(size / 1e6, 3)
@@ -75,21 +62,15 @@ def engine_kinds(cfg: OpsConfig) -> set[str]:
     return {db.engine for db in cfg.databases}
 
 
-def build_backup_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
-    partitions = backup_partitions(cfg)
-    windows = window_partitions(cfg)
+def backup_spec(cfg: OpsConfig, partitions) -> AssetSpec:
     primary = cfg.primary.name
-    db_keys = {database_key(db.name) for db in cfg.databases}
-
-    @asset(
-        key=BACKUP_KEY,
+    return AssetSpec(
+        BACKUP_KEY,
         partitions_def=partitions,
-        required_resource_keys={"ops_config", "encryption", region_key(primary), *db_keys},
+        skippable=True,  # a window asked for after it closed is skipped (missing), not failed (red)
         kinds={*engine_kinds(cfg), "zstd"},
         group_name="backups",
         owners=cfg.owners,
-        op_tags={"ops/kind": "backup"},
-        output_required=False,  # a window asked for after it closed is skipped (missing), not failed (red)
         description=(
             f"A consistent online snapshot of one database for one backup window, compressed with zstd, "
             f"optionally age-encrypted, checksummed and stored in the primary region ({primary}). The manifest "
@@ -97,104 +78,92 @@ def build_backup_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             f"A window can be taken only after it ends and before its grace period closes. A window asked for "
             f"after it closed (a stray UI or backfill attempt) stores nothing and is skipped, with the reason in "
             f"its observations; a scheduled backup that waited in the queue until its window closed fails: "
-            f"that window's backup is missed."),
-    )
-    @guarded
-    def database_backup(context: AssetExecutionContext):
-        from ops_project.backups.take import take_backup  # the snapshot machinery, only in the run
-
-        database, window_key = _dims(context)
-        ops_cfg = context.resources.ops_config.load()
-        tw = windows.time_window_for_partition_key(window_key)
-        window = make_window(window_key, tw.start, tw.end, ops_cfg.backup.grace_minutes)
-        pg_url = getattr(context.resources, database_key(database)).prepare()
-        store = getattr(context.resources, region_key(primary)).store()
-        requested = _requested_at(context)
-        try:
-            manifest = take_backup(ops_cfg.database(database), store, ops_cfg.backup, pg_url=pg_url,
-                                   recipients=context.resources.encryption.parsed(), window=window,
-                                   requested_at=requested,
-                                   log=context.log.info)
-        except WindowClosedError as exc:
-            if not exc.skippable:
-                raise
-            # Refusing a window that closed long ago loses nothing: it stays missing, with the reason.
-            context.log.warning(f"skipped: {exc}")
-            yield AssetObservation(asset_key=BACKUP_KEY, partition=context.partition_key,
-                                   metadata={"skipped": str(exc), "region": primary})
-            return
-        ratio = manifest.source_size_bytes / max(manifest.stored_size_bytes, 1)
-        duration = manifest.extra.get("duration_seconds", 0.0)
-        yield MaterializeResult(metadata=present({
-            "backup_id": manifest.backup_id,
-            "region": primary,
-            "location": MetadataValue.path(store.describe(backup_prefix(database, manifest.backup_id))),
-            "source_size_mb": mb(manifest.source_size_bytes),
-            "stored_size_mb": mb(manifest.stored_size_bytes),
-            "throughput_mb_per_s": mb_per_s(manifest.source_size_bytes, duration),
-            "source_size_bytes": manifest.source_size_bytes,
-            "stored_size_bytes": manifest.stored_size_bytes,
-            "compression_ratio": round(ratio, 2),
-            "sha256_stored": manifest.sha256_stored,
-            "encrypted": manifest.encryption is not None,
-            "total_rows": manifest.total_rows,
-            "snapshot_at": manifest.snapshot_finished_at,
-            "duration_seconds": duration,
-            "tables": MetadataValue.md(table(["table", "rows"], [(name, stats.rows)
-                                                                 for name, stats in manifest.tables.items()])),
-        }))
-
-    assets = [database_backup]
-    for region in cfg.secondaries:
-        assets.append(_replica_asset(cfg, region.name, partitions))
-    return assets
+            f"that window's backup is missed."))
 
 
-def _replica_asset(cfg: OpsConfig, region: str, partitions) -> AssetsDefinition:
-    primary = cfg.primary.name
-
-    @asset(
-        key=replica_key(region),
+def replica_spec(cfg: OpsConfig, region: str, partitions) -> AssetSpec:
+    return AssetSpec(
+        replica_key(region),
         deps=[BACKUP_KEY],
         partitions_def=partitions,
-        required_resource_keys={region_key(primary), region_key(region)},
+        skippable=True,
         kinds={"s3"} if cfg.region(region).kind == "s3" else {"file"},
         group_name="backups",
         owners=cfg.owners,
-        op_tags={"ops/kind": "replication", "ops/region": region},
         description=(
-            f"The window's backup copied from {primary} to {region} and verified there (sha256 of the stored "
-            f"bytes re-read at the destination, manifest written last). Re-running re-verifies; a replica "
-            f"that no longer matches is reported and re-copied."),
-    )
-    @guarded
-    def backup_replica(context: AssetExecutionContext) -> MaterializeResult:
-        from ops_project.backups.replicate import replicate
+            f"The window's backup copied from {cfg.primary.name} to {region} and verified there (sha256 of the "
+            f"stored bytes re-read at the destination, manifest written last). Re-running re-verifies; a replica "
+            f"that no longer matches is reported and re-copied."))
 
-        database, window_key = _dims(context)
-        src = getattr(context.resources, region_key(primary)).store()
-        dst = getattr(context.resources, region_key(region)).store()
-        entry = find_for_partition(src, database, window_key)
+
+def backup_stage(scope: Scope, item: Item) -> Stage:
+    """Snapshot ``item``'s database for its window into the primary region."""
+    from ops_project.backups.take import take_backup  # the snapshot machinery, only in the run
+
+    cfg, primary = scope.cfg, scope.cfg.primary.name
+    tw = scope.windows.time_window_for_partition_key(item.window)
+    window = make_window(item.window, tw.start, tw.end, cfg.backup.grace_minutes)
+    store = scope.store(primary)
+    try:
+        manifest = take_backup(cfg.database(item.database), store, cfg.backup,
+                               pg_url=scope.databases.prepare(item.database), recipients=scope.recipients,
+                               window=window, requested_at=scope.requested_at, log=scope.log)
+    except WindowClosedError as exc:
+        if not exc.skippable:
+            raise
+        # Refusing a window that closed long ago loses nothing: it stays missing, with the reason.
+        scope.warn(f"{item.database}: skipped: {exc}")
+        return Stage.skipped(AssetObservation(asset_key=BACKUP_KEY, partition=item.key,
+                                              metadata={"skipped": str(exc), "region": primary}))
+    ratio = manifest.source_size_bytes / max(manifest.stored_size_bytes, 1)
+    duration = manifest.extra.get("duration_seconds", 0.0)
+    return Stage.done(item.materialization(BACKUP_KEY, present({
+        "backup_id": manifest.backup_id,
+        "region": primary,
+        "location": MetadataValue.path(store.describe(backup_prefix(item.database, manifest.backup_id))),
+        "source_size_mb": mb(manifest.source_size_bytes),
+        "stored_size_mb": mb(manifest.stored_size_bytes),
+        "throughput_mb_per_s": mb_per_s(manifest.source_size_bytes, duration),
+        "source_size_bytes": manifest.source_size_bytes,
+        "stored_size_bytes": manifest.stored_size_bytes,
+        "compression_ratio": round(ratio, 2),
+        "sha256_stored": manifest.sha256_stored,
+        "encrypted": manifest.encryption is not None,
+        "total_rows": manifest.total_rows,
+        "snapshot_at": manifest.snapshot_finished_at,
+        "duration_seconds": duration,
+        "tables": MetadataValue.md(table(["table", "rows"], [(name, stats.rows)
+                                                             for name, stats in manifest.tables.items()])),
+    })), backup_id=manifest.backup_id)
+
+
+def replica_stage(scope: Scope, item: Item, region: str, backup_id: str | None) -> Stage:
+    """Copy the window's backup (``backup_id`` when this run took it, else found by its window) to ``region``."""
+    from ops_project.backups.replicate import replicate
+
+    primary = scope.cfg.primary.name
+    src, dst = scope.store(primary), scope.store(region)
+    if backup_id is None:
+        entry = find_for_partition(src, item.database, item.window)
         if entry is None:
-            raise BackupError(f"no complete backup of {database} for window {window_key} in region {primary}: "
-                              f"materialise database_backup for this partition first")
-        result = replicate(src, dst, database, entry.backup_id)
-        if result.problem:
-            context.log.warning(f"replica was corrupt and has been re-copied: {result.problem}")
-        return MaterializeResult(metadata=present({
-            "backup_id": result.backup_id,
-            "source_region": result.source_region,
-            "region": result.region,
-            "location": MetadataValue.path(dst.describe(backup_prefix(database, result.backup_id))),
-            "copied": result.copied,
-            "repaired": result.repaired,
-            "copied_mb": mb(result.bytes),
-            "copy_mb_per_s": mb_per_s(result.bytes, result.copy_seconds),
-            "bytes": result.bytes,
-            "copy_seconds": round(result.copy_seconds, 3),
-            "verify_seconds": round(result.verify_seconds, 3),
-            "replication_lag_seconds": result.lag_seconds,
-            "problem_found": result.problem or "none",
-        }))
-
-    return backup_replica
+            raise BackupError(f"no complete backup of {item.database} for window {item.window} in region "
+                              f"{primary}: materialise database_backup for this partition first")
+        backup_id = entry.backup_id
+    result = replicate(src, dst, item.database, backup_id)
+    if result.problem:
+        scope.warn(f"{item.database}: replica in {region} was corrupt and has been re-copied: {result.problem}")
+    return Stage.done(item.materialization(replica_key(region), present({
+        "backup_id": result.backup_id,
+        "source_region": result.source_region,
+        "region": result.region,
+        "location": MetadataValue.path(dst.describe(backup_prefix(item.database, result.backup_id))),
+        "copied": result.copied,
+        "repaired": result.repaired,
+        "copied_mb": mb(result.bytes),
+        "copy_mb_per_s": mb_per_s(result.bytes, result.copy_seconds),
+        "bytes": result.bytes,
+        "copy_seconds": round(result.copy_seconds, 3),
+        "verify_seconds": round(result.verify_seconds, 3),
+        "replication_lag_seconds": result.lag_seconds,
+        "problem_found": result.problem or "none",
+    })), backup_id=result.backup_id)

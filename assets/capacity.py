@@ -23,7 +23,7 @@ from assets.backups import BACKUP_KEY, replica_key
 from assets.guard import guarded
 from assets.partitions import first_window
 from ops_project.config import OpsConfig
-from resources import database_key, region_key
+from resources import region_key
 
 METRICS_KEY = AssetKey("capacity_metrics")
 REPORT_KEY = AssetKey("capacity_report")
@@ -43,12 +43,12 @@ def _sources(context, cfg: OpsConfig):
 
     res = context.resources
     return Sources(store_for=lambda name: getattr(res, region_key(name)).store(),
-                   url_for=lambda db: getattr(res, database_key(db.name)).prepare(),
+                   url_for=lambda db: res.databases.prepare(db.name),
                    redis_for=res.cache.client if cfg.cache is not None else None)
 
 
 def _required(cfg: OpsConfig) -> set[str]:
-    return {"ops_config", *(region_key(r.name) for r in cfg.regions), *(database_key(d.name) for d in cfg.databases),
+    return {"ops_config", *(region_key(r.name) for r in cfg.regions), "databases",
             *({"cache"} if cfg.cache is not None else set())}
 
 

@@ -23,7 +23,7 @@ from assets.partitions import first_window
 from assets.verification import RESTORE_KEY
 from ops_project.config import OpsConfig
 from ops_project.notify.rules import REPORTED_BY_CHECKS
-from resources import database_key, region_key
+from resources import region_key
 
 DRILL_KEY = AssetKey("dr_drill")
 
@@ -58,7 +58,7 @@ def build_drill_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         deps=[AssetDep(RESTORE_KEY, partition_mapping=AllPartitionMapping())],
         partitions_def=drill_partitions(cfg),
         required_resource_keys={"ops_config", "encryption", *(region_key(n) for n in survivors),
-                                *(database_key(db.name) for db in cfg.databases)},
+                                "databases"},
         check_specs=[AssetCheckSpec(f"scenario_{s}", asset=DRILL_KEY, description=f"the {s} scenario met the "
                                     f"RTO and RPO objectives") for s in scenarios],
         kinds={"python"},
@@ -83,7 +83,7 @@ def build_drill_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             cfg=ops_cfg,
             stores={n: getattr(context.resources, region_key(n)).store() for n in survivors},
             identities=encryption.identities(),
-            pg_server_url=lambda db: getattr(context.resources, database_key(db.name)).server_for_scratch(),
+            pg_server_url=lambda db: context.resources.databases.server_for_scratch(db.name),
             scratch_dir=ops_cfg.restore.scratch_dir,
         )
         report = run_drill(ctx, context.partition_key, scenarios)

@@ -16,7 +16,16 @@ import inspect
 import logging
 import traceback
 
-from dagster import AssetCheckResult, AssetObservation, Failure, MaterializeResult, MetadataValue, Output
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckResult,
+    AssetMaterialization,
+    AssetObservation,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    Output,
+)
 from dagster._core.definitions.metadata.metadata_value import (
     JsonMetadataValue,
     MarkdownMetadataValue,
@@ -24,6 +33,7 @@ from dagster._core.definitions.metadata.metadata_value import (
     TextMetadataValue,
     UrlMetadataValue,
 )
+from dagster._record import copy
 
 from ops_project.common.errors import OpsError
 from ops_project.common.scrub import scrub
@@ -80,8 +90,11 @@ def _clean(result):
     if isinstance(result, AssetCheckResult):
         return result._replace(description=scrub(result.description) if result.description else None,
                                metadata=scrub_metadata(result.metadata))
-    if isinstance(result, AssetObservation):
+    if isinstance(result, AssetObservation | AssetMaterialization):
         return result._replace(metadata=scrub_metadata(result.metadata))
+    if isinstance(result, AssetCheckEvaluation):  # a record, not a tuple
+        return copy(result, description=scrub(result.description) if result.description else None,
+                    metadata=scrub_metadata(result.metadata))
     if isinstance(result, Output):
         return Output(result.value, output_name=result.output_name, metadata=scrub_metadata(result.metadata),
                       data_version=result.data_version, tags=result.tags)

@@ -10,6 +10,7 @@ from dagster import (
     StaticPartitionsDefinition,
     TimeWindowPartitionsDefinition,
 )
+from dagster._core.definitions.partitions.context import partition_loading_context
 
 from ops_project.backups.history import history_start
 from ops_project.config import OpsConfig
@@ -45,5 +46,11 @@ def backup_partition_key(database: str, window_key: str) -> MultiPartitionKey:
 
 def last_window_key(cfg: OpsConfig, at: datetime) -> str | None:
     """The newest window that has ended by ``at`` (what a schedule tick at ``at`` backs up)."""
-    keys = window_partitions(cfg).get_partition_keys(current_time=at)
-    return keys[-1] if keys else None
+    windows = window_partitions(cfg)
+    # From the cron, backwards from ``at``: not by listing every window since the history began.
+    with partition_loading_context(effective_dt=at):
+        key = windows.get_last_partition_key()
+    first = windows.get_first_partition_window()
+    if key is None or first is None or windows.time_window_for_partition_key(key).start < first.start:
+        return None
+    return key

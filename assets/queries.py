@@ -18,7 +18,7 @@ from assets.guard import guarded
 from assets.partitions import first_window
 from assets.releases import recorded_validations
 from ops_project.config import OpsConfig
-from resources import database_key, region_key
+from resources import region_key
 
 QUERIES_KEY = AssetKey("slow_query_report")
 
@@ -67,7 +67,7 @@ def build_query_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
     @asset(
         key=QUERIES_KEY,
         partitions_def=query_partitions(cfg),
-        required_resource_keys={"ops_config", region_key(primary), *map(database_key, analysed)},
+        required_resource_keys={"ops_config", region_key(primary), "databases"},
         kinds={*engines, "python"},
         group_name="queries",
         owners=cfg.owners,
@@ -89,7 +89,7 @@ def build_query_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         ops_cfg = context.resources.ops_config.load()
         store = getattr(context.resources, region_key(primary)).store()
         db = ops_cfg.database(database)
-        url = getattr(context.resources, database_key(database)).prepare()  # the URL; a demo file made
+        url = context.resources.databases.prepare(database)  # the URL; a demo file made
         rep, location = make_daily(store, ops_cfg.queries, database, day, ops_cfg.tz,
                                    deployments(context.instance) if ops_cfg.releases else [],
                                    stat_statements_url=url if database in counted else None,

@@ -1,10 +1,11 @@
-"""``restore_verification`` (with its blocking checks) and ``verified_rpo``."""
+"""``restore_verification`` (its spec, blocking checks and stage) and ``verified_rpo``."""
 
 import warnings
 from datetime import UTC, datetime
 
 from dagster import (
     AllPartitionMapping,
+    AssetCheckEvaluation,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
@@ -18,15 +19,14 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     asset,
-    multi_asset,
 )
 from dagster._utils.warnings import PreviewWarning
 
 from assets.backups import BACKUP_KEY, engine_kinds, replica_key
 from assets.guard import guarded
-from assets.partitions import backup_partitions
+from assets.stages import Item, Scope, Stage
 from ops_project.backups.blame import blame
-from ops_project.backups.catalog import find_for_partition
+from ops_project.backups.catalog import find_for_partition, read_manifest
 from ops_project.backups.checklist import CHECKS
 from ops_project.backups.rpo import rpo_table, verified_rpo
 from ops_project.common.checks import Outcome
@@ -34,7 +34,7 @@ from ops_project.common.errors import StorageError
 from ops_project.common.names import identifier
 from ops_project.config import OpsConfig
 from ops_project.notify.rules import REPORTED_BY_CHECKS
-from resources import database_key, region_key
+from resources import region_key
 
 RESTORE_KEY = AssetKey("restore_verification")
 RPO_KEY = AssetKey("verified_rpo")
@@ -44,7 +44,27 @@ def rpo_check_name(database: str) -> str:
     return f"rpo_{identifier(database)}"
 
 
-def _window_checks(partitions) -> list[AssetCheckSpec]:
+def restore_spec(cfg: OpsConfig, partitions) -> AssetSpec:
+    source = cfg.restore_region.name
+    upstream = [replica_key(r.name) for r in cfg.secondaries] or [BACKUP_KEY]
+    return AssetSpec(
+        RESTORE_KEY, deps=upstream, partitions_def=partitions, skippable=True, kinds=engine_kinds(cfg),
+        group_name="backups",
+        owners=cfg.owners,
+        description=(
+            f"The window's backup restored from region {source} (the disaster-recovery path) into a scratch "
+            f"database and proven whole: sha256 of stored and plaintext bytes, the engine's own integrity "
+            f"checks, schema fingerprint, row counts and content checksums against the manifest, and the "
+            f"booking invariants. Every phase is timed and compared with the RTO. A window whose backup fails "
+            f"verification is failed (red), with every check result kept for that window; a window that has "
+            f"no backup (never taken, or removed by retention) is skipped and stays missing, with the reason in "
+            f"its observations; a verification we could not carry out (region unreachable, scratch full, key "
+            f"missing) fails as 'could not verify' without check verdicts. Only a passing verification "
+            f"protects a backup from retention and counts towards the verified RPO. Backfill it over past "
+            f"windows to re-test old backups."))
+
+
+def window_checks(partitions) -> list[AssetCheckSpec]:
     """The restore checks, partitioned like the asset: each result belongs to its window ("Partition" in the UI)."""
     with warnings.catch_warnings():  # partitioned checks are a Dagster preview: used on purpose, once, here
         warnings.simplefilter("ignore", PreviewWarning)
@@ -52,11 +72,14 @@ def _window_checks(partitions) -> list[AssetCheckSpec]:
                 for name, (blocking, what) in CHECKS.items()]
 
 
-def check_results(report) -> list[AssetCheckResult]:
-    """``report``: an ``ops_project.backups.verify.Report``."""
+def check_evaluations(report, partition: str) -> list[AssetCheckEvaluation]:
+    """``report``: an ``ops_project.backups.verify.Report``; one evaluation per check, for ``partition``.
+
+    Evaluations rather than ``AssetCheckResult``s: a batch run holds many partitions, and a result can only
+    name the run's one partition. The pipeline fills in which materialization each evaluation is about."""
     return [
-        AssetCheckResult(
-            asset_key=RESTORE_KEY, check_name=c.name, passed=c.passed,
+        AssetCheckEvaluation(
+            asset_key=RESTORE_KEY, check_name=c.name, passed=c.passed, partition=partition, blocking=c.blocking,
             severity=AssetCheckSeverity.ERROR if c.blocking else AssetCheckSeverity.WARN,
             description=c.message[:1000],
             metadata={"backup_id": report.backup_id, "region": report.region, "detail": c.message[:1000],
@@ -66,98 +89,69 @@ def check_results(report) -> list[AssetCheckResult]:
     ]
 
 
-def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
-    source = cfg.restore_region.name
-    upstream = [replica_key(r.name) for r in cfg.secondaries] or [BACKUP_KEY]
-    db_keys = {database_key(db.name) for db in cfg.databases}
-
-    partitions = backup_partitions(cfg)
-
-    # A multi-asset so that the asset and its checks may emit nothing: a window without a backup is skipped
-    # (missing, with the reason), not failed. A backup that fails verification records its check results for
-    # its window and then fails the step, so its partition reads failed (red), never "materialized".
-    @multi_asset(
-        specs=[AssetSpec(
-            RESTORE_KEY, deps=upstream, partitions_def=partitions, skippable=True, kinds=engine_kinds(cfg),
-            group_name="backups",
-            owners=cfg.owners,
-            description=(
-                f"The window's backup restored from region {source} (the disaster-recovery path) into a scratch "
-                f"database and proven whole: sha256 of stored and plaintext bytes, the engine's own integrity "
-                f"checks, schema fingerprint, row counts and content checksums against the manifest, and the "
-                f"booking invariants. Every phase is timed and compared with the RTO. A window whose backup fails "
-                f"verification is failed (red), with every check result kept for that window; a window that has "
-                f"no backup (never taken, or removed by retention) is skipped and stays missing, with the reason in "
-                f"its observations; a verification we could not carry out (region unreachable, scratch full, key "
-                f"missing) fails as 'could not verify' without check verdicts. Only a passing verification "
-                f"protects a backup from retention and counts towards the verified RPO. Backfill it over past "
-                f"windows to re-test old backups."))],
-        check_specs=_window_checks(partitions),
-        partitions_def=partitions,
-        can_subset=True,
-        required_resource_keys={"ops_config", "encryption", region_key(source), *db_keys},
-        op_tags={"ops/kind": "restore"},
-        name="restore_verification",
-    )
-    @guarded
-    def restore_verification(context: AssetExecutionContext):
-        keys = context.partition_key.keys_by_dimension
-        database, window = keys["database"], keys["window"]
-        ops_cfg = context.resources.ops_config.load()
-        store = getattr(context.resources, region_key(source)).store()
-        try:
+def restore_stage(scope: Scope, item: Item, backup_id: str | None) -> Stage:
+    """Restore the window's backup (``backup_id`` when this run made it, else found by its window) from the
+    restore region and prove it."""
+    source = scope.cfg.restore_region.name
+    database, window = item.database, item.window
+    store = scope.store(source)
+    try:
+        manifest = read_manifest(store, database, backup_id) if backup_id else None
+        if manifest is None:
             entry = find_for_partition(store, database, window)
-        except StorageError as exc:
-            if blame(exc) is not Outcome.INCONCLUSIVE:
-                raise
-            # the region did not answer: that says nothing about the backup
-            raise Failure(description=f"could not verify {database} for window {window} from region {source} "
-                                      f"(inconclusive: not the backup's fault): {exc}",
-                          metadata={"outcome": Outcome.INCONCLUSIVE.value}) from None
-        if entry is None:
-            reason = (f"no backup for this window: region {source} holds no complete backup of {database} for "
-                      f"window {window} (never taken, or removed by retention); nothing to verify")
-            context.log.warning(reason)
-            yield AssetObservation(asset_key=RESTORE_KEY, partition=context.partition_key,
-                                   metadata={"skipped": reason, "region": source})
-            return
-        from ops_project.backups.verify import record, verify  # the restore machinery, only in the run
+            manifest = entry.manifest if entry is not None else None
+    except StorageError as exc:
+        if blame(exc) is not Outcome.INCONCLUSIVE:
+            raise
+        # the region did not answer: that says nothing about the backup
+        raise Failure(description=f"could not verify {database} for window {window} from region {source} "
+                                  f"(inconclusive: not the backup's fault): {exc}",
+                      metadata={"outcome": Outcome.INCONCLUSIVE.value}) from None
+    if manifest is None:
+        reason = (f"no backup for this window: region {source} holds no complete backup of {database} for "
+                  f"window {window} (never taken, or removed by retention); nothing to verify")
+        scope.warn(f"{database}: {reason}")
+        return Stage.skipped(AssetObservation(asset_key=RESTORE_KEY, partition=str(item.key),
+                                              metadata={"skipped": reason, "region": source}))
+    from ops_project.backups.verify import record, verify  # the restore machinery, only in the run
 
-        db_resource = getattr(context.resources, database_key(database))
-        report = verify(store, ops_cfg.database(database), entry.manifest, rto_minutes=ops_cfg.objectives.rto_minutes,
-                        identities=context.resources.encryption.identities(),
-                        scratch_dir=ops_cfg.restore.scratch_dir, pg_server_url=db_resource.server_for_scratch())
-        record(store, report)
-        (context.log.info if report.passed else context.log.error)(report.markdown())
-        if report.outcome is Outcome.INCONCLUSIVE:
-            # Our environment failed, not the backup: no check verdicts (they would read as a corrupt backup),
-            # a failed step that says "could not verify", and the backup's earlier verdict stands.
-            raise Failure(description=f"could not verify {database} backup {report.backup_id} from region "
-                                      f"{report.region} (inconclusive: not the backup's fault): {report.error}",
-                          metadata={"outcome": report.outcome.value, "backup_id": report.backup_id,
-                                    "report": MetadataValue.md(report.markdown())})
-        t = report.timings
-        metadata = {
-            "verdict": "passed" if report.passed else "FAILED",
-            "outcome": report.outcome.value,
-            "backup_id": report.backup_id, "region": report.region,
-            "object": MetadataValue.path(report.object_url),
-            "download_seconds": round(t.download, 3), "decode_seconds": round(t.decode, 3),
-            "restore_seconds": round(t.restore, 3), "checks_seconds": round(t.checks, 3),
-            "total_seconds": round(t.total, 3), "rto_objective_seconds": report.rto_seconds,
-            "rows_in_manifest": entry.manifest.total_rows,
-            "report": MetadataValue.md(report.markdown()),
-        }
-        if report.passed:
-            yield MaterializeResult(asset_key=RESTORE_KEY, metadata=metadata, check_results=check_results(report))
-            return
-        yield from check_results(report)
-        failed = ", ".join(c.name for c in report.checks if not c.passed)
-        raise Failure(description=f"backup {report.backup_id} of {database} for window {window} FAILED restore "
-                                  f"verification from region {report.region} ({failed}): this backup cannot be "
-                                  f"trusted; it no longer counts towards the verified RPO",
-                      metadata={**metadata, REPORTED_BY_CHECKS: True})
+    cfg = scope.cfg
+    report = verify(store, cfg.database(database), manifest, rto_minutes=cfg.objectives.rto_minutes,
+                    identities=scope.identities, scratch_dir=cfg.restore.scratch_dir,
+                    pg_server_url=scope.databases.server_for_scratch(database))
+    record(store, report)
+    (scope.log if report.passed else scope.warn)(report.markdown())
+    if report.outcome is Outcome.INCONCLUSIVE:
+        # Our environment failed, not the backup: no check verdicts (they would read as a corrupt backup),
+        # a failure that says "could not verify", and the backup's earlier verdict stands.
+        raise Failure(description=f"could not verify {database} backup {report.backup_id} from region "
+                                  f"{report.region} (inconclusive: not the backup's fault): {report.error}",
+                      metadata={"outcome": report.outcome.value, "backup_id": report.backup_id,
+                                "report": MetadataValue.md(report.markdown())})
+    t = report.timings
+    metadata = {
+        "verdict": "passed" if report.passed else "FAILED",
+        "outcome": report.outcome.value,
+        "backup_id": report.backup_id, "region": report.region,
+        "object": MetadataValue.path(report.object_url),
+        "download_seconds": round(t.download, 3), "decode_seconds": round(t.decode, 3),
+        "restore_seconds": round(t.restore, 3), "checks_seconds": round(t.checks, 3),
+        "total_seconds": round(t.total, 3), "rto_objective_seconds": report.rto_seconds,
+        "rows_in_manifest": manifest.total_rows,
+        "report": MetadataValue.md(report.markdown()),
+    }
+    evaluations = check_evaluations(report, str(item.key))
+    if report.passed:
+        return Stage([item.materialization(RESTORE_KEY, metadata), *evaluations], backup_id=report.backup_id)
+    failed = ", ".join(c.name for c in report.checks if not c.passed)
+    return Stage.failed(evaluations, Failure(
+        description=f"backup {report.backup_id} of {database} for window {window} FAILED restore verification "
+                    f"from region {report.region} ({failed}): this backup cannot be trusted; it no longer counts "
+                    f"towards the verified RPO",
+        metadata={**metadata, REPORTED_BY_CHECKS: True}))
 
+
+def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
     @asset(
         key=RPO_KEY,
         deps=[AssetDep(RESTORE_KEY, partition_mapping=AllPartitionMapping())],
@@ -203,4 +197,4 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             raise Failure(description="verified RPO over its objective: " + "; ".join(s.message() for s in breached),
                           metadata={REPORTED_BY_CHECKS: True})
 
-    return [restore_verification, verified_rpo_asset]
+    return [verified_rpo_asset]

@@ -196,9 +196,31 @@ def _resolve_paths(raw: dict, base: Path) -> None:
         fix(releases, "repo")  # a local repository path, relative to the file
 
 
+_LOADED: dict[Path, tuple[tuple[int, int, int], OpsConfig]] = {}
+
+
 def load_config(path: str | os.PathLike | None = None) -> OpsConfig:
-    """Load and validate the configuration; every error names the file and the key."""
+    """Load and validate the configuration; every error names the file and the key.
+
+    Parsed once per process and file version: a run asks for it from every resource and step, and a fleet's
+    file of a thousand databases took a noticeable part of a second each time. The models are frozen, so the one
+    parsed value is shared; a changed file (size, mtime or inode) is parsed again."""
     file = config_path(path)
+    try:
+        st = file.stat()
+        version = (st.st_mtime_ns, st.st_size, st.st_ino)
+    except OSError:
+        version = None  # read_text below says what is wrong
+    cached = _LOADED.get(file)
+    if version is not None and cached is not None and cached[0] == version:
+        return cached[1]
+    cfg = _parse(file)
+    if version is not None:
+        _LOADED[file] = (version, cfg)
+    return cfg
+
+
+def _parse(file: Path) -> OpsConfig:
     try:
         text = file.read_text()
     except FileNotFoundError:

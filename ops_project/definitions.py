@@ -6,10 +6,10 @@
 
 from dagster import Definitions, in_process_executor
 
-from assets.backups import build_backup_assets
 from assets.cache import build_cache_assets
 from assets.capacity import build_capacity_assets
 from assets.drills import build_drill_assets
+from assets.pipeline import build_backup_pipeline
 from assets.queries import analysed_databases, build_query_assets
 from assets.releases import build_release_assets
 from assets.verification import build_verification_assets
@@ -45,7 +45,7 @@ def build_definitions(cfg: OpsConfig) -> Definitions:
             *([deploy_job] if deploy_job else []), *([query_job] if query_job else []),
             *([cache_job] if cache_job else []), *capacity_jobs]
     return Definitions(
-        assets=[*build_backup_assets(cfg), *build_verification_assets(cfg), *build_drill_assets(cfg),
+        assets=[build_backup_pipeline(cfg), *build_verification_assets(cfg), *build_drill_assets(cfg),
                 *build_release_assets(cfg), *build_query_assets(cfg), *build_cache_assets(cfg),
                 *build_capacity_assets(cfg)],
         jobs=jobs,

@@ -11,22 +11,18 @@ from dagster import ConfigurableResource, EnvVar
 
 from ops_project.common.names import identifier
 from ops_project.config import OpsConfig
-from resources.backups import DatabaseResource, EncryptionResource
+from resources.backups import DatabasesResource, EncryptionResource
 from resources.cache import CacheResource
 from resources.config import OpsConfigResource
 from resources.notify import NotifierResource
 from resources.storage import RegionResource
 
-__all__ = ["CacheResource", "DatabaseResource", "EncryptionResource", "NotifierResource", "OpsConfigResource",
-           "RegionResource", "build_resources", "database_key", "region_key"]
+__all__ = ["CacheResource", "DatabasesResource", "EncryptionResource", "NotifierResource", "OpsConfigResource",
+           "RegionResource", "build_resources", "region_key"]
 
 
 def region_key(name: str) -> str:
     return "region_" + identifier(name)
-
-
-def database_key(name: str) -> str:
-    return "database_" + identifier(name)
 
 
 def _env(name: str | None):
@@ -40,10 +36,9 @@ def build_resources(cfg: OpsConfig) -> dict[str, ConfigurableResource]:
         resources[region_key(region.name)] = RegionResource(
             region=region.name, config_path=path, endpoint_url=_env(region.endpoint_url_env),
             access_key_id=_env(region.access_key_id_env), secret_access_key=_env(region.secret_access_key_env))
-    for db in cfg.databases:
-        resources[database_key(db.name)] = DatabaseResource(
-            database=db.name, config_path=path, url=_env(db.url_env),
-            scratch_server_url=_env(cfg.restore.postgres_scratch_url_env))
+    resources["databases"] = DatabasesResource(
+        config_path=path, urls={db.name: EnvVar(db.url_env) for db in cfg.databases if db.url_env},
+        scratch_server_url=_env(cfg.restore.postgres_scratch_url_env))
     alerts = cfg.alerts
     resources["notifier"] = NotifierResource(
         config_path=path, webhook_url=_env(alerts.webhook_url_env if alerts else None),

@@ -1,4 +1,4 @@
-"""Databases and encryption keys for the backup assets: secrets resolved from ``EnvVar``s, clients from the
+"""The databases and encryption keys for the backup assets: secrets resolved from ``EnvVar``s, clients from the
 factory (``ops_project.clients``)."""
 
 from dagster import ConfigurableResource
@@ -11,27 +11,29 @@ def _only_set(resolved: dict) -> dict[str, str]:
     return {k: v for k, v in resolved.items() if k and v}
 
 
-class DatabaseResource(ConfigurableResource):
-    """One database. A PostgreSQL URL (it may hold a password) comes from an environment variable."""
+class DatabasesResource(ConfigurableResource):
+    """Every configured database, in one resource: a fleet of a thousand tenants is one resource, not a thousand
+    (each one repeated its config schema in every job's snapshot). A PostgreSQL URL (it may hold a password)
+    comes from the environment variable its ``url_env`` names, as an ``EnvVar`` value of ``urls``, which Dagster
+    resolves when a run starts and shows in the UI by name only."""
 
-    database: str
     config_path: str
-    url: str | None = None
+    urls: dict[str, str] = {}  # database name → its URL (EnvVar of the database's url_env)
     scratch_server_url: str | None = None  # where restore verification creates throw-away databases
 
-    def _clients(self) -> tuple[Clients, object]:
+    def _clients(self, database: str) -> tuple[Clients, object]:
         cfg = load_config(self.config_path)
-        db = cfg.database(self.database)
-        return Clients(cfg, _only_set({db.url_env: self.url,
-                                       cfg.restore.postgres_scratch_url_env: self.scratch_server_url})), db
+        db = cfg.database(database)
+        env = {db.url_env: self.urls.get(database), cfg.restore.postgres_scratch_url_env: self.scratch_server_url}
+        return Clients(cfg, _only_set(env)), db
 
-    def prepare(self) -> str | None:
+    def prepare(self, database: str) -> str | None:
         """Generate a configured demo database on first use; return the PostgreSQL URL if any."""
-        clients, db = self._clients()
+        clients, db = self._clients(database)
         return clients.database_url(db)
 
-    def server_for_scratch(self) -> str | None:
-        clients, db = self._clients()
+    def server_for_scratch(self, database: str) -> str | None:
+        clients, db = self._clients(database)
         return clients.scratch_server(db)
 
 

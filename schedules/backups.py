@@ -9,29 +9,45 @@ from dagster import (
     SkipReason,
     schedule,
 )
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from assets.partitions import backup_partition_key, first_window, last_window_key
+from ops_project.backups.batch import chunks
 from ops_project.config import OpsConfig
 
 BACKUP_PRIORITY = "10"  # the queued run coordinator dequeues higher priorities first (default 0)
 
 
-def build_backup_schedule(cfg: OpsConfig, job) -> ScheduleDefinition:
-    databases = [db.name for db in cfg.databases]
+def backup_requests(cfg: OpsConfig, window_key: str) -> list[RunRequest]:
+    """The runs one tick asks for: one per batch of ``backup.batch_size`` databases (a range of the database
+    dimension in one window), or one per database when batches hold one."""
+    requests = []
+    for batch in chunks([db.name for db in cfg.databases], cfg.backup.batch_size):
+        # Ahead of queued restore tests and backfills: a backup's window closes, theirs do not.
+        tags = {"ops/kind": "backup", "dagster/priority": BACKUP_PRIORITY}
+        if len(batch) == 1:
+            requests.append(RunRequest(run_key=f"backup|{window_key}|{batch[0]}",
+                                       partition_key=backup_partition_key(batch[0], window_key),
+                                       tags={**tags, "ops/database": batch[0]}))
+            continue
+        first, last = batch[0], batch[-1]
+        requests.append(RunRequest(run_key=f"backup|{window_key}|{first}..{last}", tags={
+            **tags, "ops/batch": f"{first}..{last}",  # one run per batch at a time (deploy/dagster.yaml)
+            ASSET_PARTITION_RANGE_START_TAG: str(backup_partition_key(first, window_key)),
+            ASSET_PARTITION_RANGE_END_TAG: str(backup_partition_key(last, window_key))}))
+    return requests
 
+
+def build_backup_schedule(cfg: OpsConfig, job) -> ScheduleDefinition:
     @schedule(name="backup_schedule", cron_schedule=cfg.backup.cron, execution_timezone=cfg.timezone, job=job,
               default_status=DefaultScheduleStatus.RUNNING,
-              description="At the end of each backup window, back up every database for that window.")
+              description="At the end of each backup window, back up every database for that window, in batches "
+                          "of backup.batch_size databases per run.")
     def backup_schedule(context: ScheduleEvaluationContext):
         window_key = last_window_key(cfg, context.scheduled_execution_time)
         if window_key is None:
             return SkipReason(f"no backup window has ended yet (first window starts {first_window(cfg)})")
-        return [
-            RunRequest(run_key=f"backup|{window_key}|{db}", partition_key=backup_partition_key(db, window_key),
-                       # Ahead of queued restore tests and backfills: a backup's window closes, theirs do not.
-                       tags={"ops/kind": "backup", "ops/database": db, "dagster/priority": BACKUP_PRIORITY})
-            for db in databases
-        ]
+        return backup_requests(cfg, window_key)
 
     return backup_schedule
 

@@ -8,7 +8,7 @@ from ops_project.clients import Clients
 from ops_project.common.errors import ConfigError, SecretMissingError
 from ops_project.config import load_config
 from ops_project.storage import open_store
-from resources import build_resources, database_key, region_key
+from resources import build_resources, region_key
 
 
 @pytest.fixture
@@ -43,8 +43,8 @@ def test_cli_and_dagster_get_the_same_clients(cfg, monkeypatch):
             ("http://127.0.0.1:9", "key-id-1", "secret-value-1")
     assert live[region_key("af-south-1")].store().describe() == cli.store("af-south-1").describe()
     core = cfg.database("core")
-    assert live[database_key("core")].prepare() == cli.database_url(core) == ENV["OPS_T_CORE"]
-    assert live[database_key("core")].server_for_scratch() == cli.scratch_server(core) == ENV["OPS_T_SCRATCH"]
+    assert live["databases"].prepare("core") == cli.database_url(core) == ENV["OPS_T_CORE"]
+    assert live["databases"].server_for_scratch("core") == cli.scratch_server(core) == ENV["OPS_T_SCRATCH"]
     assert cli.scratch_server(cfg.database("booking")) is None
     notifier = live["notifier"].get()
     assert notifier.channels["slack"].webhook_url == cli.notifier().channels["slack"].webhook_url == ENV["OPS_T_HOOK"]

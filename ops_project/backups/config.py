@@ -44,6 +44,8 @@ class BackupConfig(Strict):
     retention_cron: str = "30 3 * * *"
     scratch_dir: Path | None = None
     part_size_mb: int = Field(8, ge=5, le=512)
+    batch_size: int = Field(50, ge=1, le=1000)  # databases per scheduled run (a fleet pays a run's cost per batch)
+    batch_workers: int = Field(2, ge=1, le=32)  # databases in flight at once inside a run
 
     @field_validator("cron", "retention_cron")
     @classmethod

@@ -173,7 +173,7 @@ def test_inconclusive_verification_reads_as_could_not_verify_in_dagster(tmp_path
             partition_key=backup_partition_key("booking", window), instance=instance, raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    assert failure.step_key == "restore_verification"
+    assert failure.step_key == "backup_pipeline"
     message = str(failure.event_specific_data.error)
     assert "could not verify" in message and "inconclusive" in message and "wrong identity" in message
     evaluations = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]

@@ -124,11 +124,11 @@ def test_materialize_backup_and_replica_for_latest_window(local_defs):
     with DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(partition_key=backup_partition_key("booking", window), instance=instance)
         assert result.success
-        mats = {m.asset_key: m for m in result.asset_materializations_for_node("database_backup")}
+        mats = {m.asset_key: m for m in result.asset_materializations_for_node("backup_pipeline")}
         meta = mats[BACKUP_KEY].metadata
         backup_id = meta["backup_id"].value
         assert meta["total_rows"].value > 1000 and meta["stored_size_bytes"].value > 0
-        replica = result.asset_materializations_for_node("backup_replica__eu_west_1")[0].metadata
+        replica = mats[replica_key("eu-west-1")].metadata
         assert replica["backup_id"].value == backup_id and replica["replication_lag_seconds"].value >= 0
     for region in cfg.regions:
         entries = [e for e in list_backups(Clients(cfg).store(region), "booking") if e.complete]

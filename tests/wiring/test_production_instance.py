@@ -53,7 +53,7 @@ def test_the_production_instance_runs_on_postgresql(scratch_pg, tmp_path, monkey
         stored = instance.get_run_by_id(result.run_id)
         assert stored.status.value == "SUCCESS" and stored.tags["ops/kind"] == "backup"
         assert instance.get_latest_materialization_event(
-            result.asset_materializations_for_node("database_backup")[0].asset_key) is not None
+            result.asset_materializations_for_node("backup_pipeline")[0].asset_key) is not None
 
 
 def test_the_units_name_files_that_exist_and_hold_no_secret():

@@ -28,7 +28,7 @@ from assets.stages import Item, Scope, Stage
 from ops_project.backups.blame import blame
 from ops_project.backups.catalog import find_for_partition, read_manifest
 from ops_project.backups.checklist import CHECKS
-from ops_project.backups.rpo import rpo_table, verified_rpo
+from ops_project.backups.rpo import rpo_table, verified_rpos
 from ops_project.common.checks import Outcome
 from ops_project.common.errors import StorageError
 from ops_project.common.names import identifier
@@ -174,20 +174,20 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         stores = [getattr(context.resources, region_key(r.name)).store() for r in ops_cfg.regions]
         now = datetime.now(UTC)
         metadata, results, statuses = {}, [], []
-        for db in ops_cfg.databases:
-            status = verified_rpo(stores, db.name, ops_cfg.objectives.rpo_minutes, now=now)
+        for status in verified_rpos(stores, [db.name for db in ops_cfg.databases], ops_cfg.objectives.rpo_minutes,
+                                    now=now):
             statuses.append(status)
             # numbers only where there is one: no -1 for "never verified" (it would plot as a real age)
             if status.verified_age_minutes is not None:
-                metadata[f"{db.name}_verified_age_minutes"] = status.verified_age_minutes
-            metadata[f"{db.name}_verified_backup_id"] = status.verified_backup_id or "none verified yet"
+                metadata[f"{status.database}_verified_age_minutes"] = status.verified_age_minutes
+            metadata[f"{status.database}_verified_backup_id"] = status.verified_backup_id or "none verified yet"
             check_meta = {"objective_minutes": status.objective_minutes}
             if status.verified_age_minutes is not None:
                 check_meta["verified_age_minutes"] = status.verified_age_minutes
             if status.newest_age_minutes is not None:
                 check_meta["newest_backup_age_minutes"] = status.newest_age_minutes
             results.append(AssetCheckResult(
-                asset_key=RPO_KEY, check_name=rpo_check_name(db.name), passed=status.ok,
+                asset_key=RPO_KEY, check_name=rpo_check_name(status.database), passed=status.ok,
                 severity=AssetCheckSeverity.ERROR, description=status.message(), metadata=check_meta))
         metadata["rpo_objective_minutes"] = ops_cfg.objectives.rpo_minutes
         metadata["summary"] = MetadataValue.md(rpo_table(statuses))

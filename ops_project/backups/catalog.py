@@ -63,6 +63,10 @@ class BackupEntry:
     def keys(self) -> list[str]:
         return [o.key for o in self.objects]
 
+    def has(self, name: str) -> bool:
+        """Whether this backup's folder holds ``name`` (``MANIFEST``, ``VERIFICATION``…), from the listing."""
+        return any(k.endswith("/" + name) for k in self.keys)
+
 
 def read_manifest(store: ObjectStore, database: str, backup_id: str) -> Manifest:
     """The manifest of one backup, bound to its place: it must name this database and this backup id, and a
@@ -98,18 +102,32 @@ def list_backups(store: ObjectStore, database: str | None = None, *, read_manife
     out = sorted(entries.values(), key=lambda e: (e.database, e.backup_id))
     if read_manifests:
         for entry in out:
-            if any(k.endswith("/" + MANIFEST) for k in entry.keys):
-                try:
-                    entry.manifest = read_manifest(store, entry.database, entry.backup_id)
-                except IntegrityError as exc:  # one bad manifest must not hide every other backup
-                    entry.problem = str(exc)
-            if entry.complete and any(k.endswith("/" + VERIFICATION) for k in entry.keys):
-                try:
-                    record = json.loads(store.get_bytes(backup_prefix(entry.database, entry.backup_id) + VERIFICATION))
-                except ValueError:
-                    record = None
-                entry.verification = record if isinstance(record, dict) else None  # an unreadable record proves nothing
+            if read_complete(store, entry) is not None:
+                read_verification(store, entry)
     return out
+
+
+def read_complete(store: ObjectStore, entry: BackupEntry) -> BackupEntry | None:
+    """Read ``entry``'s manifest (when its listing has one) into it: the entry if complete, else None. An
+    unreadable manifest is kept as the entry's ``problem``: one bad manifest must not hide every other backup."""
+    if entry.manifest is None and entry.problem is None and entry.has(MANIFEST):
+        try:
+            entry.manifest = read_manifest(store, entry.database, entry.backup_id)
+        except IntegrityError as exc:
+            entry.problem = str(exc)
+    return entry if entry.complete else None
+
+
+def read_verification(store: ObjectStore, entry: BackupEntry) -> bool:
+    """Read a complete ``entry``'s verification record (when its listing has one) into it; whether it passed.
+    An unreadable record proves nothing."""
+    if entry.verification is None and entry.has(VERIFICATION) and read_complete(store, entry) is not None:
+        try:
+            record = json.loads(store.get_bytes(backup_prefix(entry.database, entry.backup_id) + VERIFICATION))
+        except ValueError:
+            record = None
+        entry.verification = record if isinstance(record, dict) else None
+    return entry.verified
 
 
 def verified_ids(entries: list[BackupEntry]) -> set[tuple[str, str]]:

@@ -11,7 +11,7 @@ import pytest
 
 from ops_project.backups.config import Retention
 from ops_project.backups.drills import DrillReport, ScenarioResult, report_region
-from ops_project.backups.layout import ID_FORMAT, MANIFEST, VERIFICATION, backup_prefix
+from ops_project.backups.layout import ID_FORMAT, MANIFEST, VERIFICATION, backup_prefix, backup_time
 from ops_project.backups.manifest import Manifest, TableStats
 from ops_project.backups.retention import plan_region, plan_regions
 from ops_project.backups.rpo import RpoStatus, rpo_table, verified_rpo
@@ -160,3 +160,52 @@ def test_window_keys_carry_their_offset_and_still_find_older_backups():
     assert same_window("2026-11-22-04:00", key)  # recorded before keys carried their offset
     assert not same_window("2026-11-22-08:00", key) and not same_window(None, key)
     assert not same_window("2026-11-22-04:00+0100", key)  # the same wall-clock time an hour apart
+
+
+def test_the_fleet_rpo_reads_little_and_says_what_reading_everything_says(tmp_path):
+    """``verified_rpos`` (one listing per region, newest first) against an oracle that reads every manifest and
+    verification record: random fleets with verified, failed, unverified, incomplete and unreadable backups."""
+    import random
+
+    from ops_project.backups.rpo import verified_rpos
+
+    def oracle(stores, database):  # written from the definition, not from the code under test
+        complete = []
+        for store in stores:
+            for folder in sorted({k.rsplit("/", 1)[0] for k in (o.key for o in store.list(f"backups/{database}/"))}):
+                try:
+                    manifest = Manifest.from_json(store.get_bytes(folder + "/" + MANIFEST))
+                except Exception:  # noqa: BLE001 - missing or unreadable: not complete
+                    continue
+                try:
+                    passed = json.loads(store.get_bytes(folder + "/" + VERIFICATION)).get("passed") is True
+                except Exception:  # noqa: BLE001 - never verified
+                    passed = False
+                complete.append((manifest.snapshot_started_at, manifest.backup_id, passed))
+        proven = {bid for _, bid, ok in complete if ok}
+        newest = max(complete, default=None)
+        best = max((c for c in complete if c[1] in proven), default=None)
+        return (best[1] if best else None, newest[1] if newest else None)
+
+    rng = random.Random(20261203)
+    for trial in range(25):
+        stores = [LocalStore(f"r{i}", tmp_path / f"t{trial}" / f"r{i}", create=True) for i in range(2)]
+        databases = [f"db{i}" for i in range(rng.randint(1, 6))]
+        for db in databases:
+            for _ in range(rng.randint(0, 6)):
+                at = NOW - timedelta(minutes=rng.randint(1, 5000))
+                for store in stores:
+                    if rng.random() < 0.8:
+                        bid = put_backup(store, at, db=db, verified=rng.choice([True, False, None, None]))
+                        roll = rng.random()
+                        if roll < 0.1:
+                            store.delete(backup_prefix(db, bid) + MANIFEST)  # incomplete
+                        elif roll < 0.15:
+                            store.put_bytes(backup_prefix(db, bid) + MANIFEST, b"{not json")  # unreadable
+        got = verified_rpos(stores, databases, 240, now=NOW)
+        assert [s.database for s in got] == databases
+        for status in got:
+            assert (status.verified_backup_id, status.newest_backup_id) == oracle(stores, status.database), trial
+            if status.verified_backup_id:
+                assert status.verified_age_minutes == round(
+                    (NOW - backup_time(status.verified_backup_id)).total_seconds() / 60, 1)

@@ -86,6 +86,37 @@ def _status(found: list[tuple[ObjectStore, BackupEntry]], database: str, objecti
                      newest.backup_id if newest else None, age(newest))
 
 
+@dataclass(frozen=True)
+class FleetVerdict:
+    passed: bool
+    message: str
+    breached: tuple[RpoStatus, ...]
+    total: int
+
+    def metadata(self) -> dict:
+        worst = [s.verified_age_minutes for s in self.breached if s.verified_age_minutes is not None]
+        out = {"databases": self.total, "over_objective": len(self.breached),
+               "never_verified": sum(1 for s in self.breached if s.verified_backup_id is None),
+               "breached": ", ".join(s.database for s in self.breached[:50]) or "none"}
+        if worst:
+            out["worst_verified_age_minutes"] = max(worst)
+        return out
+
+
+def fleet_verdict(statuses: list[RpoStatus], *, named: int = 10) -> FleetVerdict:
+    """One verdict for every database: passed only when each one's newest verified backup is within the
+    objective. The message names the databases over it (the oldest first, up to ``named``, then how many more)."""
+    breached = sorted((s for s in statuses if not s.ok),
+                      key=lambda s: (s.verified_age_minutes is not None, -(s.verified_age_minutes or 0), s.database))
+    if not breached:
+        return FleetVerdict(True, f"all {len(statuses)} databases have a verified backup within the objective",
+                            (), len(statuses))
+    shown = "; ".join(s.message() for s in breached[:named])
+    more = f"; and {len(breached) - named} more" if len(breached) > named else ""
+    return FleetVerdict(False, f"verified RPO over its objective for {len(breached)} of {len(statuses)} "
+                               f"database(s): {shown}{more}", tuple(breached), len(statuses))
+
+
 def rpo_table(statuses: list[RpoStatus]) -> str:
     """The markdown table on-call reads: verified and newest backup per database, with their ages."""
     def age(minutes: float | None) -> str:

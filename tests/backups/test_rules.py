@@ -209,3 +209,20 @@ def test_the_fleet_rpo_reads_little_and_says_what_reading_everything_says(tmp_pa
             if status.verified_backup_id:
                 assert status.verified_age_minutes == round(
                     (NOW - backup_time(status.verified_backup_id)).total_seconds() / 60, 1)
+
+
+def test_the_fleet_verdict_names_every_database_over_its_objective():
+    from ops_project.backups.rpo import fleet_verdict
+
+    ok = RpoStatus("a", 240, "b1", None, 30.0, "b1", 30.0)
+    old = RpoStatus("b", 240, "b2", None, 500.0, "b3", 20.0)
+    older = RpoStatus("c", 240, "b4", None, 900.0, "b4", 900.0)
+    never = RpoStatus("d", 240, None, None, None, "b5", 10.0)
+    assert fleet_verdict([ok]).passed and fleet_verdict([ok]).breached == ()
+    verdict = fleet_verdict([ok, old, never, older])
+    assert not verdict.passed and [s.database for s in verdict.breached] == ["d", "c", "b"]  # never, then oldest
+    assert verdict.message.startswith("verified RPO over its objective for 3 of 4 database(s): d: no backup")
+    assert verdict.metadata() == {"databases": 4, "over_objective": 3, "never_verified": 1, "breached": "d, c, b",
+                                  "worst_verified_age_minutes": 900.0}
+    many = fleet_verdict([RpoStatus(f"t{i:02d}", 240, None, None, None, None, None) for i in range(13)], named=10)
+    assert many.message.endswith("; and 3 more") and many.message.count("no backup has passed") == 10

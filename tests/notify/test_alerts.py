@@ -85,13 +85,13 @@ def test_a_failing_rpo_alerts_once_across_runs_then_resolves(alerting, storage_i
         assert not result.success  # an RPO breach fails its run (its checks say why, once)
         cursor = tick(cursor).cursor
     (slack,) = a.slack()
-    assert "check rpo_booking failed on verified_rpo" in slack["text"]
-    assert "no backup has passed restore verification" in slack["text"] and "/runs/" in slack["text"]
+    assert "check rpo failed on verified_rpo" in slack["text"]
+    assert "booking: no backup has passed restore verification" in slack["text"] and "/runs/" in slack["text"]
     (page,) = a.pagerduty()
     assert page["event_action"] == "trigger" and page["routing_key"] == PD_KEY
-    assert page["payload"]["severity"] == "critical" and "rpo_booking" in page["payload"]["summary"]
+    assert page["payload"]["severity"] == "critical" and "check rpo failed" in page["payload"]["summary"]
     (mail,) = a.mails
-    assert mail["Subject"].startswith("[ops CRITICAL] check rpo_booking failed") and \
+    assert mail["Subject"].startswith("[ops CRITICAL] check rpo failed") and \
         mail["X-Envelope-To"] == "oncall@booking.test"
 
     window = last_window_key(a.cfg, datetime.now(UTC))
@@ -101,9 +101,9 @@ def test_a_failing_rpo_alerts_once_across_runs_then_resolves(alerting, storage_i
     cursor = tick(cursor).cursor
     assert tick(cursor).skip_reason is not None  # nothing more to say
     assert len(a.slack()) == 2 and a.slack()[-1]["text"].startswith(
-        ":white_check_mark: *Resolved: check rpo_booking failed on verified_rpo*")
+        ":white_check_mark: *Resolved: check rpo failed on verified_rpo*")
     assert a.pagerduty()[-1] == {"routing_key": PD_KEY, "dedup_key": page["dedup_key"], "event_action": "resolve"}
-    assert len(a.mails) == 2 and a.mails[-1]["Subject"].startswith("[ops RESOLVED] check rpo_booking")
+    assert len(a.mails) == 2 and a.mails[-1]["Subject"].startswith("[ops RESOLVED] check rpo failed")
 
 
 def test_failed_runs_of_the_asset_graph_alert_once_per_problem(alerting, storage_instance, tmp_path):

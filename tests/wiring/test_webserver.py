@@ -91,10 +91,10 @@ def test_failed_checks_alert_through_the_daemon_on_sqlite_storage(dagster_dev, r
             assert time.monotonic() < deadline
             time.sleep(1)
         run_ids.append(run_id)
-    alert = wait_for_alert(receiver[1], "check rpo_booking failed on verified_rpo")
-    assert "no backup has passed restore verification" in alert["text"]
+    alert = wait_for_alert(receiver[1], "check rpo failed on verified_rpo")
+    assert "booking: no backup has passed restore verification" in alert["text"]
     time.sleep(35)  # another tick: the second failing run is the same problem, not a second alert
-    assert len([b for _, b in receiver[1] if "rpo_booking" in b.get("text", "")]) == 1
+    assert len([b for _, b in receiver[1] if "check rpo failed" in b.get("text", "")]) == 1
 
 
 def gql(port: int, query: str, variables: dict | None = None) -> dict:

@@ -22,6 +22,7 @@ from ops_project.capacity.config import CapacityConfig
 from ops_project.common.config import DatabaseConfig, Strict
 from ops_project.common.errors import ConfigError, UnknownNameError
 from ops_project.common.names import identifier
+from ops_project.execution.config import ExecutionConfig
 from ops_project.notify.config import AlertsConfig
 from ops_project.queries.config import QueriesConfig
 from ops_project.releases.config import ReleasesConfig
@@ -45,6 +46,7 @@ class OpsConfig(Strict):
     queries: QueriesConfig = QueriesConfig()
     cache: CacheConfig | None = None  # availability warmed into Redis; the demo API reads through it
     capacity: CapacityConfig = CapacityConfig()  # the weekly capacity report: limits, prices, horizons
+    execution: ExecutionConfig = ExecutionConfig()  # which engine runs a run's steps (in-process, Celery…)
     owners: list[str] = []  # who answers for every asset: e-mail addresses or team:NAME (shown in the UI)
     source: Path | None = Field(None, exclude=True)
 
@@ -127,6 +129,7 @@ class OpsConfig(Strict):
         names += [d.url_env for d in self.databases]
         names += list(self.releases.rollback_env) if self.releases else []
         names += [self.cache.redis_url_env] if self.cache else []
+        names += [self.execution.celery.broker_url_env] if self.execution.celery else []
         for r in self.regions:
             names += r.secret_variables()
         return sorted({n for n in names if n})

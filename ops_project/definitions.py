@@ -4,7 +4,7 @@
 """
 
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions
 
 from assets.cache import build_cache_assets
 from assets.capacity import build_capacity_assets
@@ -17,6 +17,7 @@ from jobs.backups import build_backup_job, build_restore_verification_job, build
 from jobs.cache import build_cache_job
 from jobs.capacity import build_capacity_jobs
 from jobs.drills import build_drill_job
+from jobs.executors import build_executor
 from jobs.queries import build_query_job
 from jobs.releases import build_deploy_job
 from ops_project.config import OpsConfig, load_config
@@ -57,10 +58,10 @@ def build_definitions(cfg: OpsConfig) -> Definitions:
         sensors=[*([release_sensor] if release_sensor else []), *build_alert_sensors(),
                  *([build_cache_sensor(cache_job)] if cache_job and cfg.releases else [])],
         resources=build_resources(cfg),
-        # One process per run, not one more per step: the steps of a run depend on each other (backup →
-        # replica → restore test), and each extra process cost 2.4 s of start-up and shut-down around a 0.1 s
-        # step (bench/run_overhead.py). Runs still run side by side, as the run queue allows.
-        executor=in_process_executor,
+        # In-process by default: one process per run, not one more per step (each extra process cost 2.4 s of
+        # start-up and shut-down around a 0.1 s step, bench/run_overhead.py); Celery or multiprocess when
+        # ops.yaml says so (jobs/executors.py).
+        executor=build_executor(cfg),
     )
 
 

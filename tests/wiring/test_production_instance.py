@@ -35,6 +35,13 @@ def test_the_production_instance_runs_on_postgresql(scratch_pg, tmp_path, monkey
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+        # connections kept open (jobs/storage.py), in this process and in every run's process
+        for storage in (instance.run_storage, instance.event_log_storage):
+            assert type(storage._engine.pool).__name__ == "QueuePool", storage
+        ref = instance.get_ref()
+        assert (ref.storage_data.module_name, ref.storage_data.class_name) == ("jobs.storage", "PooledPostgresStorage")
+        with DagsterInstance.from_ref(ref) as child:  # what a launched run loads
+            assert type(child.event_log_storage._engine.pool).__name__ == "QueuePool"
         coordinator = instance.run_coordinator
         assert type(coordinator).__name__ == "OpsRunCoordinator"
         limits = {(rule["key"], str(rule.get("value"))): rule["limit"]

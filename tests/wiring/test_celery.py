@@ -63,13 +63,14 @@ def celery_setup(tmp_path, write_config, demo_db_template, rabbitmq):
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     worker_yaml = tmp_path / "celery.yaml"
     worker_yaml.write_text(yaml.safe_dump({"execution": {"config": celery_settings(cfg)}}))
-    env = dict(os.environ, DAGSTER_HOME=str(home), OPS_CONFIG=str(config), OPS_T_BROKER=rabbitmq)
+    env = dict(os.environ, DAGSTER_HOME=str(home), OPS_CONFIG=str(config), OPS_T_BROKER=rabbitmq,
+               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")  # the worker CLI starts `celery`
     workers: list[subprocess.Popen] = []
 
     def start_worker(name: str) -> subprocess.Popen:
         log = open(tmp_path / f"worker-{name}.log", "wb")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen([str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
-                                 "-y", str(worker_yaml), "-q", queue, "-n", f"{name}@ops-test", "--",
+                                 "-y", str(worker_yaml), "-q", queue, "-n", name, "--",
                                  "--concurrency=1"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         workers.append(proc)
@@ -112,6 +113,7 @@ def test_backup_steps_run_on_celery_workers_and_a_killed_workers_step_runs_again
             run_id = None
             while not (run_id and _worker_events(instance, run_id)):  # the first worker took the step
                 assert run.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+                assert first.poll() is None, (tmp_path / "worker-first.log").read_text()[-3000:]
                 assert time.monotonic() < deadline, (tmp_path / "worker-first.log").read_text()[-3000:]
                 runs = instance.get_runs()
                 run_id = runs[0].run_id if runs else None
@@ -122,7 +124,8 @@ def test_backup_steps_run_on_celery_workers_and_a_killed_workers_step_runs_again
                 "the step finished before its worker was killed: nothing was tested"
             start_worker("second")
             assert run.wait(timeout=300) == 0, (tmp_path / "run.log").read_text()[-3000:]
-            assert _worker_events(instance, run_id) == ["first@ops-test", "second@ops-test"]
+            # the step started on the first worker, then again, to the end, on the second
+            assert [host.split("@")[0] for host in _worker_events(instance, run_id)] == ["first", "second"]
             assert instance.get_run_by_id(run_id).is_success
             mats = {(r.asset_key, r.partition_key) for key in (BACKUP_KEY, replica_key("eu-west-1"), RESTORE_KEY)
                     for r in instance.fetch_materializations(key, limit=100).records}

@@ -53,6 +53,12 @@ def test_ops_config_env_selects_another_file(tmp_path, monkeypatch, write_config
      "regions r1 and r2 overlap"),
     (lambda d: d["regions"].append({"name": "r2", "kind": "local", "path": "./r1"}), "(top level)",
      "regions r1 and r2 overlap"),
+    (lambda d: d["backup"].update(batch_size=0), "backup.batch_size", "greater than or equal to 1"),
+    (lambda d: d.update(execution={"executor": "kubernetes"}), "execution.executor", "Input should be"),
+    (lambda d: d.update(execution={"executor": "celery", "celery": {"queue": "a b"}}), "execution.celery.queue",
+     "not a queue name"),
+    (lambda d: d.update(execution={"executor": "celery", "celery": {"backend": "redis://:pw@host/0"}}),
+     "execution.celery.backend", "is a secret"),
 ])
 def test_bad_values_name_file_and_key(tmp_path, mutate, key, words):
     import yaml

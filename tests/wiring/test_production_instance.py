@@ -65,7 +65,8 @@ def test_the_production_instance_runs_on_postgresql(scratch_pg, tmp_path, monkey
 
 def test_the_units_name_files_that_exist_and_hold_no_secret():
     units = sorted((REPO / "deploy" / "systemd").glob("*.service"))
-    assert {u.name for u in units} == {"ops-code-server.service", "ops-webserver.service", "ops-daemon.service"}
+    assert {u.name for u in units} == {"ops-code-server.service", "ops-webserver.service", "ops-daemon.service",
+                                       "ops-celery-worker@.service"}
     for unit in units:
         text = unit.read_text()
         assert "EnvironmentFile=/etc/ops_project/ops.env" in text
@@ -77,3 +78,20 @@ def test_the_units_name_files_that_exist_and_hold_no_secret():
     assert re.search(r"^OPS_DAGSTER_PG_PASSWORD=$", example, re.M)  # the example holds no value
     for var in re.findall(r"\{env: (\w+)\}", (REPO / "deploy" / "dagster.yaml").read_text()):
         assert re.search(rf"^{var}=", example, re.M), f"{var} is not in deploy/ops.env.example"
+
+
+def test_the_celery_workers_file_agrees_with_the_executor(tmp_path, write_config):
+    """deploy/celery-worker.yaml holds what the executor is configured with (jobs/executors.py) for the default
+    execution.celery keys: workers and runs must agree on the broker variable, the queue and the acks."""
+    import yaml
+
+    from jobs.executors import celery_settings
+
+    cfg = load_config(write_config([{"name": "b", "engine": "sqlite", "path": str(tmp_path / "b.db")}],
+                                   [local_region(tmp_path, "a")], execution={"executor": "celery"}))
+    shipped = yaml.safe_load((REPO / "deploy" / "celery-worker.yaml").read_text())["execution"]["config"]
+    assert shipped == celery_settings(cfg)
+    unit = (REPO / "deploy" / "systemd" / "ops-celery-worker@.service").read_text()
+    assert f"-q {cfg.execution.celery.queue} " in unit
+    example = (REPO / "deploy" / "ops.env.example").read_text()
+    assert cfg.execution.celery.broker_url_env in example

@@ -10,12 +10,16 @@ Configured in ``dagster.yaml``::
       class: OpsRunCoordinator
 """
 
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping
 
 from dagster import AssetKey
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
 from dagster._core.storage.dagster_run import DagsterRun
 
+from ops_project.backups.batch import batch_of
+from ops_project.common.errors import OpsError
+from ops_project.config import load_config
 from schedules.backups import BACKUP_PRIORITY
 
 # The asset's kind of work, heaviest first: a run that holds several is limited as its heaviest.
@@ -26,8 +30,12 @@ KINDS = (("database_backup", "backup"), ("backup_replica", "replication"), ("res
 DATABASE_DIMENSION_TAG = "dagster/partition/database"
 
 
-def ops_tags(asset_keys: Iterable[AssetKey] | None, tags: Mapping[str, str]) -> dict[str, str]:
-    """The ``ops/*`` tags (and a backup's priority) a run should carry and does not yet: never overrides."""
+def ops_tags(asset_keys: Iterable[AssetKey] | None, tags: Mapping[str, str],
+             batch_for: Callable[[str], str | None] = lambda _db: None) -> dict[str, str]:
+    """The ``ops/*`` tags (and a backup's priority) a run should carry and does not yet: never overrides.
+
+    ``batch_for(database)``: the scheduled batch that holds the database. A run of one database carries it as
+    ``ops/batch`` too, so it never overlaps the batch run that backs up the same database."""
     heads = {key.path[0] for key in asset_keys or ()}
     wanted: dict[str, str] = {}
     kind = next((kind for head, kind in KINDS if head in heads), None)
@@ -37,7 +45,20 @@ def ops_tags(asset_keys: Iterable[AssetKey] | None, tags: Mapping[str, str]) -> 
             wanted["dagster/priority"] = BACKUP_PRIORITY  # a backup's window closes; a backfill's does not
     if DATABASE_DIMENSION_TAG in tags:
         wanted["ops/database"] = tags[DATABASE_DIMENSION_TAG]
+        batch = batch_for(tags[DATABASE_DIMENSION_TAG])
+        if batch:
+            wanted["ops/batch"] = batch
     return {k: v for k, v in wanted.items() if k not in tags}
+
+
+def _batch_for(database: str) -> str | None:
+    """From the configuration this process serves (``OPS_CONFIG``), parsed once per file version."""
+    try:
+        cfg = load_config()
+    except OpsError as exc:  # the run still queues, limited per database; say why the batch tag is missing
+        logging.getLogger("ops_project").warning(f"run coordinator: no ops/batch tag ({exc})")
+        return None
+    return batch_of([db.name for db in cfg.databases], cfg.backup.batch_size, database)
 
 
 class OpsRunCoordinator(QueuedRunCoordinator):
@@ -45,7 +66,7 @@ class OpsRunCoordinator(QueuedRunCoordinator):
 
     def submit_run(self, context: SubmitRunContext) -> DagsterRun:
         run = context.dagster_run
-        missing = ops_tags(run.asset_selection, run.tags)
+        missing = ops_tags(run.asset_selection, run.tags, _batch_for)
         if missing:
             self._instance.add_run_tags(run.run_id, missing)
             run = run.with_tags({**run.tags, **missing})

@@ -12,7 +12,7 @@ from dagster import (
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from assets.partitions import backup_partition_key, first_window, last_window_key
-from ops_project.backups.batch import chunks
+from ops_project.backups.batch import chunks, label
 from ops_project.config import OpsConfig
 
 BACKUP_PRIORITY = "10"  # the queued run coordinator dequeues higher priorities first (default 0)
@@ -32,7 +32,7 @@ def backup_requests(cfg: OpsConfig, window_key: str) -> list[RunRequest]:
             continue
         first, last = batch[0], batch[-1]
         requests.append(RunRequest(run_key=f"backup|{window_key}|{first}..{last}", tags={
-            **tags, "ops/batch": f"{first}..{last}",  # one run per batch at a time (deploy/dagster.yaml)
+            **tags, "ops/batch": label(batch),  # one run per batch at a time (deploy/dagster.yaml)
             ASSET_PARTITION_RANGE_START_TAG: str(backup_partition_key(first, window_key)),
             ASSET_PARTITION_RANGE_END_TAG: str(backup_partition_key(last, window_key))}))
     return requests

@@ -53,3 +53,16 @@ def chunks(items: list[Item], size: int) -> list[list[Item]]:
     if size < 1:
         raise ValueError("a batch holds at least one database")
     return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def label(batch: list[str]) -> str:
+    """A batch's name (the ``ops/batch`` run tag): its first and last database."""
+    return f"{batch[0]}..{batch[-1]}"
+
+
+def batch_of(names: list[str], size: int, database: str) -> str | None:
+    """The label of the batch that holds ``database`` (None when it is alone in its batch, or unknown)."""
+    for batch in chunks(names, size):
+        if database in batch:
+            return label(batch) if len(batch) > 1 else None
+    return None

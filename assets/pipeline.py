@@ -107,8 +107,11 @@ def build_backup_pipeline(cfg: OpsConfig) -> AssetsDefinition:
                 if stage.failure is not None:
                     failures[done.item.database] = stage.failure
             if len(items) > 1:
-                verdict = "FAILED" if done.item.database in failures else "done"
-                context.log.info(f"{done.item.database}: {verdict} ({count}/{len(items)})")
+                failure = failures.get(done.item.database)
+                if failure is None:
+                    context.log.info(f"{done.item.database}: done ({count}/{len(items)})")
+                else:
+                    context.log.error(f"{done.item.database}: FAILED ({count}/{len(items)}): {_message(failure)}")
         if not failures:
             return
         if len(items) == 1:

@@ -79,17 +79,19 @@ def build_backup_pipeline(cfg: OpsConfig) -> AssetsDefinition:
                       recipients=encryption.parsed() if take else None,
                       identities=encryption.identities() if prove else None,
                       requested_at=_requested_at(context) if take else None,
-                      info=context.log.info, warning=context.log.warning)
+                      log=context.log.info, warn=context.log.warning)
+
+        # the selected stages, in order; each gets the backup id the one before it produced (None: find it)
+        steps = [*([lambda item, _: backup_stage(scope, item)] if take else []),
+                 *((lambda item, backup_id, r=r: replica_stage(scope, item, r, backup_id)) for r in copies),
+                 *([lambda item, backup_id: restore_stage(scope, item, backup_id)] if prove else [])]
 
         def stages_of(item: Item) -> list[Stage]:
             out: list[Stage] = []
             backup_id = None
-            steps = [*([lambda: backup_stage(scope, item)] if take else []),
-                     *((lambda r=r: replica_stage(scope, item, r, backup_id)) for r in copies),
-                     *([lambda: restore_stage(scope, item, backup_id)] if prove else [])]
             for step in steps:
                 try:
-                    stage = step()
+                    stage = step(item, backup_id)
                 except Exception as exc:  # noqa: BLE001 - this database fails here; the batch goes on
                     stage = Stage.failed([], exc)
                 out.append(stage)

@@ -72,14 +72,8 @@ class Scope:
     recipients: list | None
     identities: list | None
     requested_at: datetime | None
-    info: Callable[[str], None]
-    warning: Callable[[str], None]
+    log: Callable[[str], None]  # the run's log: info ...
+    warn: Callable[[str], None]  # ... and warning
 
     def store(self, region: str) -> ObjectStore:
         return self.stores[region]
-
-    def log(self, message: str) -> None:
-        self.info(message)
-
-    def warn(self, message: str) -> None:
-        self.warning(message)

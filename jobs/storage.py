@@ -23,18 +23,13 @@ def _arguments(inst_data, config_value) -> dict:
             "token_provider": get_token_provider_from_config(config_value)}
 
 
-def _pooled(storage):
-    storage.optimize_for_webserver(**POOL)
-    return storage
-
-
 class PooledPostgresStorage(DagsterPostgresStorage):
     """``storage: custom: {module: jobs.storage, class: PooledPostgresStorage, config: <postgres config>}``."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        _pooled(self._run_storage)
-        _pooled(self._event_log_storage)
+        for storage in (self._run_storage, self._event_log_storage):
+            storage.optimize_for_webserver(**POOL)
 
     @classmethod
     def from_config_value(cls, inst_data, config_value):  # noqa: D102 - dagster-postgres' own

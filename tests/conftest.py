@@ -81,6 +81,30 @@ def write_config(tmp_path):
     return write
 
 
+@pytest.fixture
+def home_instance(tmp_path):
+    """A Dagster instance on the SQLite storage of a DAGSTER_HOME (partition status is cached there)."""
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        yield instance
+
+
+def sqlite_tenants(tmp_path: Path, template: Path, names: list[str]) -> list[dict]:
+    """One copy of ``template`` per tenant under ``tmp_path/d1``, as ``databases`` entries."""
+    folder = tmp_path / "d1"
+    folder.mkdir(exist_ok=True)
+    dbs = []
+    for name in names:
+        shutil.copy(template, folder / f"{name}.db")
+        dbs.append({"name": name, "engine": "sqlite", "path": str(folder / f"{name}.db")})
+    return dbs
+
+
 def local_region(tmp_path: Path, name: str) -> dict:
     path = tmp_path / "regions" / name
     path.mkdir(parents=True, exist_ok=True)  # like a mounted volume: there before the region is used

@@ -23,6 +23,17 @@ ACCESS_KEY = "ops-test-key"
 SECRET_KEY = "ops-test-secret-d2f1a9"
 
 
+def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it started: TERM, then KILL."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def free_ports(n: int) -> list[int]:
     socks, ports = [], []
     for _ in range(n):
@@ -135,13 +146,7 @@ def dagster_dev(home: Path, config: Path, log_path: Path, *, env: dict | None = 
             time.sleep(0.5)
         yield port
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc)
         log.close()
 
 
@@ -385,10 +390,5 @@ def nginx_cdn(origin: str, *, timeout: float = 20):
     try:
         yield Nginx(port, url, root)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, timeout=10)
         shutil.rmtree(root, ignore_errors=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ops_project.backups.catalog import BackupEntry, list_backups, read_complete, read_verification
-from ops_project.backups.layout import MANIFEST, VERIFICATION
+from ops_project.backups.layout import MANIFEST
 from ops_project.common.markdown import table
 from ops_project.storage import ObjectStore
 
@@ -49,10 +49,10 @@ def verified_rpos(stores: list[ObjectStore], databases: list[str], objective_min
     only the newest backups are read, newest first, until the newest complete one and the newest verified
     one are found (a verification recorded in any region counts, as a restore from there proved it).
     """
-    listed = [(store, list_backups(store, read_manifests=False)) for store in stores]
+    only = databases[0] if len(databases) == 1 else None  # one database: list its folder, not the region
     by_db: dict[str, list[tuple[ObjectStore, BackupEntry]]] = {}
-    for store, entries in listed:
-        for entry in entries:
+    for store in stores:
+        for entry in list_backups(store, only, read_manifests=False):
             by_db.setdefault(entry.database, []).append((store, entry))
     return [_status(by_db.get(db, []), db, objective_minutes, now) for db in databases]
 
@@ -64,7 +64,7 @@ def _status(found: list[tuple[ObjectStore, BackupEntry]], database: str, objecti
     def verified(backup_id: str) -> bool:
         if backup_id not in passed:
             passed[backup_id] = any(read_verification(store, entry) for store, entry in newest_first
-                                    if entry.backup_id == backup_id and entry.has(VERIFICATION))
+                                    if entry.backup_id == backup_id)
         return passed[backup_id]
 
     newest = best = None

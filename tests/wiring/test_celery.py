@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -27,7 +26,8 @@ from assets.partitions import backup_partition_key, last_window_key
 from assets.verification import RESTORE_KEY
 from jobs.executors import celery_settings
 from ops_project.config import load_config
-from tests.conftest import local_region
+from tests import servers
+from tests.conftest import local_region, sqlite_tenants
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -47,12 +47,7 @@ def rabbitmq():
 @pytest.fixture
 def celery_setup(tmp_path, write_config, demo_db_template, rabbitmq):
     queue = f"ops-test-{uuid.uuid4().hex[:8]}"  # a queue of this test's own on the shared broker
-    dbs = []
-    for name in TENANTS:
-        path = tmp_path / "d1" / f"{name}.db"
-        path.parent.mkdir(exist_ok=True)
-        shutil.copy(demo_db_template, path)
-        dbs.append({"name": name, "engine": "sqlite", "path": str(path)})
+    dbs = sqlite_tenants(tmp_path, demo_db_template, TENANTS)
     config = write_config(dbs, [local_region(tmp_path, "af-south-1"), local_region(tmp_path, "eu-west-1")],
                           backup={"batch_workers": 1},
                           execution={"executor": "celery", "celery": {"broker_url_env": "OPS_T_BROKER",
@@ -78,13 +73,7 @@ def celery_setup(tmp_path, write_config, demo_db_template, rabbitmq):
 
     yield cfg, home, env, start_worker, tmp_path
     for proc in workers:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        servers.stop_group(proc)
 
 
 def _worker_events(instance, run_id: str) -> list[str]:

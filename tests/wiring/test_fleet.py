@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterInstance, build_schedule_context
-from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -19,28 +17,14 @@ from ops_project.backups.catalog import list_backups
 from ops_project.clients import Clients
 from ops_project.config import load_config
 from ops_project.definitions import build_definitions
-from tests.conftest import local_region
+from tests.conftest import local_region, sqlite_tenants
 
 TENANTS = [f"tenant-{i}" for i in range(5)]
 
 
 @pytest.fixture
-def home_instance(tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
-        yield instance
-
-
-@pytest.fixture
 def fleet(tmp_path, write_config, demo_db_template):
-    dbs = []
-    for name in TENANTS:
-        path = tmp_path / "d1" / f"{name}.db"
-        path.parent.mkdir(exist_ok=True)
-        shutil.copy(demo_db_template, path)
-        dbs.append({"name": name, "engine": "sqlite", "path": str(path)})
+    dbs = sqlite_tenants(tmp_path, demo_db_template, TENANTS)
     cfg = load_config(write_config(dbs, [local_region(tmp_path, "af-south-1"), local_region(tmp_path, "eu-west-1")],
                                    backup={"batch_size": 3, "batch_workers": 2}))
     return cfg, build_definitions(cfg)

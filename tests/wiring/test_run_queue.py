@@ -19,7 +19,7 @@ from dagster_graphql import DagsterGraphQLClient
 from assets.partitions import window_partitions
 from ops_project.config import load_config
 from tests import servers
-from tests.conftest import local_region
+from tests.conftest import local_region, sqlite_tenants
 
 REPO = Path(__file__).resolve().parents[2]
 TENANTS = ["tenant-a", "tenant-b", "tenant-c"]  # batches of two: tenant-a..tenant-b, then tenant-c alone
@@ -31,12 +31,7 @@ def production(tmp_path, scratch_pg, write_config, demo_db_template, monkeypatch
     env = {"OPS_DAGSTER_PG_HOST": url.hostname, "OPS_DAGSTER_PG_PORT": str(url.port or 5432),
            "OPS_DAGSTER_PG_DB": url.path.lstrip("/"), "OPS_DAGSTER_PG_USER": url.username or "postgres",
            "OPS_DAGSTER_PG_PASSWORD": url.password or ""}
-    dbs = []
-    for name in TENANTS:
-        path = tmp_path / "d1" / f"{name}.db"
-        path.parent.mkdir(exist_ok=True)
-        shutil.copy(demo_db_template, path)
-        dbs.append({"name": name, "engine": "sqlite", "path": str(path)})
+    dbs = sqlite_tenants(tmp_path, demo_db_template, TENANTS)
     start = (datetime.now(UTC) - timedelta(minutes=40)).replace(second=0, microsecond=0, tzinfo=None)
     config = write_config(dbs, [local_region(tmp_path, "af-south-1"), local_region(tmp_path, "eu-west-1")],
                           timezone="UTC", backup={"cron": "* * * * *", "start": start.isoformat(),

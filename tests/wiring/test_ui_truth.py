@@ -7,8 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from dagster import AssetCheckKey, DagsterInstance
-from dagster._core.instance.ref import InstanceRef
+from dagster import AssetCheckKey
 from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
 from assets.backups import BACKUP_KEY
@@ -20,15 +19,6 @@ from ops_project.clients import Clients
 from ops_project.config import load_config
 from ops_project.definitions import build_definitions
 from tests.conftest import local_region
-
-
-@pytest.fixture
-def home_instance(tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
-        yield instance
 
 
 @pytest.fixture

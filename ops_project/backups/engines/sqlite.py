@@ -2,8 +2,9 @@
 
 The backup API copies every page inside one read transaction, so writers keep writing (WAL) or
 wait briefly (rollback journal) and the copy is a single point in time. The copy goes to a
-scratch file; row counts and content checksums are read from that frozen copy (in a second
-process) while the compressor streams it, so neither touches the live database again.
+scratch file; row counts and content checksums are read from that frozen copy (in worker
+processes, or on a thread for a small file) while the compressor streams it, so neither touches
+the live database again.
 """
 
 from __future__ import annotations
@@ -198,17 +199,20 @@ def stats_workers(path: Path, *, label: str,
     SQLite finds corrupt raises ``corrupt`` (a restored copy: ``CorruptDatabaseError``); a worker that fails for
     another reason raises ``BackupError``.
     """
+    in_process = path.stat().st_size <= IN_PROCESS_MAX_BYTES
     con = _open_ro(path)
     try:
-        fingerprint, groups = schema_fingerprint(con), _split_tables(con, max(1, min(2, os.cpu_count() or 1)))
+        fingerprint = schema_fingerprint(con)
+        # a worker per group of tables of similar size; on a thread, simply every table
+        groups = [user_tables(con)] if in_process else _split_tables(con, max(1, min(2, os.cpu_count() or 1)))
     except sqlite3.DatabaseError as exc:
         error = corrupt if blame(exc) is Outcome.FAILED else BackupError
         raise error(f"{label}: not a readable SQLite database ({exc})") from None
     finally:
         con.close()
-    if path.stat().st_size <= IN_PROCESS_MAX_BYTES:
+    if in_process:
         with ThreadPoolExecutor(1) as pool:
-            digests = pool.submit(_digests, path, [name for group in groups for name in group])
+            digests = pool.submit(_digests, path, groups[0])
 
             def in_process() -> SnapshotStats:
                 try:

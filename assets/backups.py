@@ -59,7 +59,7 @@ def present(metadata: dict) -> dict:
 
 def engine_kinds(cfg: OpsConfig) -> set[str]:
     """The UI's kind badges: the engines actually configured, not every engine the code knows."""
-    return {db.engine for db in cfg.databases}
+    return {db.engine for db in cfg.databases} | {rule.engine for rule in cfg.discover}
 
 
 def backup_spec(cfg: OpsConfig, partitions) -> AssetSpec:

@@ -1,10 +1,18 @@
-"""Backup partitions: the backup window (cron, configured time zone) × database."""
+"""Backup partitions: the backup window (cron, configured time zone) × database.
+
+The database dimension is static when every database is declared, and Dagster dynamic partitions
+(``databases``) when the configuration discovers tenants: ``tenant_discovery_sensor`` adds and removes them, and
+the backup schedule adds the ones it finds at its tick (``sync_tenants``), so a new tenant is backed up from its
+first window. Their order (the order they were added) is the order batches follow.
+"""
 
 
 import logging
 from datetime import UTC, datetime
 
 from dagster import (
+    DagsterInstance,
+    DynamicPartitionsDefinition,
     MultiPartitionKey,
     MultiPartitionsDefinition,
     StaticPartitionsDefinition,
@@ -33,11 +41,26 @@ def window_partitions(cfg: OpsConfig) -> TimeWindowPartitionsDefinition:
         start=first_window(cfg), fmt=WINDOW_FMT, cron_schedule=cfg.backup.cron, timezone=cfg.timezone)
 
 
+DATABASES = "databases"  # the dynamic partitions of a discovering configuration
+
+
+def database_partitions(cfg: OpsConfig) -> StaticPartitionsDefinition | DynamicPartitionsDefinition:
+    if cfg.discovers:
+        return DynamicPartitionsDefinition(name=DATABASES)
+    return StaticPartitionsDefinition([db.name for db in cfg.databases])
+
+
 def backup_partitions(cfg: OpsConfig) -> MultiPartitionsDefinition:
-    return MultiPartitionsDefinition({
-        "database": StaticPartitionsDefinition([db.name for db in cfg.databases]),
-        "window": window_partitions(cfg),
-    })
+    return MultiPartitionsDefinition({"database": database_partitions(cfg), "window": window_partitions(cfg)})
+
+
+def database_names(cfg: OpsConfig, instance: DagsterInstance | None) -> list[str]:
+    """The databases the partitions hold, in their order: the declared ones, or the tenants discovered so far."""
+    if not cfg.discovers:
+        return [db.name for db in cfg.databases]
+    if instance is None:
+        raise ValueError("a discovering configuration's databases are read from the Dagster instance")
+    return list(instance.get_dynamic_partitions(DATABASES))
 
 
 def backup_partition_key(database: str, window_key: str) -> MultiPartitionKey:

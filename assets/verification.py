@@ -24,6 +24,7 @@ from dagster._utils.warnings import PreviewWarning
 
 from assets.backups import BACKUP_KEY, engine_kinds, replica_key
 from assets.guard import guarded
+from assets.partitions import database_names
 from assets.stages import Item, Scope, Stage
 from ops_project.backups.blame import blame
 from ops_project.backups.catalog import find_for_partition, read_manifest
@@ -173,7 +174,7 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
     def verified_rpo_asset(context: AssetExecutionContext):
         ops_cfg = context.resources.ops_config.load()
         stores = [getattr(context.resources, region_key(r.name)).store() for r in ops_cfg.regions]
-        statuses = verified_rpos(stores, [db.name for db in ops_cfg.databases], ops_cfg.objectives.rpo_minutes,
+        statuses = verified_rpos(stores, database_names(ops_cfg, context.instance), ops_cfg.objectives.rpo_minutes,
                                  now=datetime.now(UTC))
         metadata = {}
         for status in statuses:

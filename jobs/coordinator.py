@@ -17,6 +17,7 @@ from dagster import AssetKey
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
 from dagster._core.storage.dagster_run import DagsterRun
 
+from assets.partitions import database_names
 from ops_project.backups.batch import batch_of
 from ops_project.common.errors import OpsError
 from ops_project.config import load_config
@@ -51,14 +52,15 @@ def ops_tags(asset_keys: Iterable[AssetKey] | None, tags: Mapping[str, str],
     return {k: v for k, v in wanted.items() if k not in tags}
 
 
-def _batch_for(database: str) -> str | None:
-    """From the configuration this process serves (``OPS_CONFIG``), parsed once per file version."""
+def _batch_for(database: str, instance) -> str | None:
+    """From the configuration this process serves (``OPS_CONFIG``), parsed once per file version, and for a
+    discovering configuration the tenants' dynamic partitions (the order the schedule's batches follow)."""
     try:
         cfg = load_config()
     except OpsError as exc:  # the run still queues, limited per database; say why the batch tag is missing
         logging.getLogger("ops_project").warning(f"run coordinator: no ops/batch tag ({exc})")
         return None
-    return batch_of([db.name for db in cfg.databases], cfg.backup.batch_size, database)
+    return batch_of(database_names(cfg, instance), cfg.backup.batch_size, database)
 
 
 class OpsRunCoordinator(QueuedRunCoordinator):
@@ -66,7 +68,7 @@ class OpsRunCoordinator(QueuedRunCoordinator):
 
     def submit_run(self, context: SubmitRunContext) -> DagsterRun:
         run = context.dagster_run
-        missing = ops_tags(run.asset_selection, run.tags, _batch_for)
+        missing = ops_tags(run.asset_selection, run.tags, lambda db: _batch_for(db, self._instance))
         if missing:
             self._instance.add_run_tags(run.run_id, missing)
             run = run.with_tags({**run.tags, **missing})

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from ops_project.backups.encryption import parse_identities, parse_recipients
 from ops_project.common.config import DatabaseConfig, secret
 from ops_project.common.errors import ConfigError
+from ops_project.common.pgurl import with_dbname
 from ops_project.common.scrub import remember_secrets
 from ops_project.config import OpsConfig
 from ops_project.demo.database import ensure as ensure_demo
@@ -57,7 +58,8 @@ class Clients:
             if db.demo_size_mb and db.path is not None:
                 ensure_demo(db.path, db.demo_size_mb)
             return None
-        return self._secret(db.url_env, f"databases.{db.name}.url_env")
+        url = self._secret(db.url_env, f"databases.{db.name}.url_env")
+        return with_dbname(url, db.dbname) if db.dbname else url
 
     def scratch_server(self, db: DatabaseConfig) -> str | None:
         """The PostgreSQL server restore tests and drills create throw-away databases on:

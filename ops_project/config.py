@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from ops_project.backups.config import BackupConfig, DrillConfig, Objectives, RestoreConfig
 from ops_project.cache.config import CacheConfig
 from ops_project.capacity.config import CapacityConfig
-from ops_project.common.config import DatabaseConfig, Strict
+from ops_project.common.config import DatabaseConfig, DiscoverRule, Strict
 from ops_project.common.errors import ConfigError, UnknownNameError
 from ops_project.common.names import identifier
 from ops_project.execution.config import ExecutionConfig
@@ -36,7 +36,8 @@ DEFAULT_CONFIG = REPO_ROOT / "ops.yaml"
 class OpsConfig(Strict):
     timezone: str = "UTC"
     objectives: Objectives = Objectives()
-    databases: list[DatabaseConfig] = Field(min_length=1)
+    databases: list[DatabaseConfig] = []  # declared one by one
+    discover: list[DiscoverRule] = []  # written as ``{discover: {...}}`` entries of ``databases`` (common/fleet.py)
     regions: list[RegionConfig] = Field(min_length=1)
     backup: BackupConfig = BackupConfig()
     restore: RestoreConfig = RestoreConfig()
@@ -49,6 +50,18 @@ class OpsConfig(Strict):
     execution: ExecutionConfig = ExecutionConfig()  # which engine runs a run's steps (in-process, Celery…)
     owners: list[str] = []  # who answers for every asset: e-mail addresses or team:NAME (shown in the UI)
     source: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_discovery(cls, raw):
+        """``databases`` holds declared databases and ``{discover: ...}`` rules; the rules go to ``discover``."""
+        if isinstance(raw, dict) and isinstance(raw.get("databases"), list):
+            entries = raw["databases"]
+            rules = [e["discover"] for e in entries if _is_rule(e)]
+            if rules:
+                raw = {**raw, "databases": [e for e in entries if not _is_rule(e)],
+                       "discover": [*(raw.get("discover") or []), *rules]}
+        return raw
 
     @field_validator("owners")
     @classmethod
@@ -70,6 +83,8 @@ class OpsConfig(Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> OpsConfig:
+        if not self.databases and not self.discover:
+            raise ValueError("databases: declare at least one database, or a {discover: ...} rule that finds them")
         for label, names in (("databases", [d.name for d in self.databases]),
                              ("regions", [r.name for r in self.regions])):
             dupes = sorted({n for n in names if names.count(n) > 1})
@@ -126,7 +141,7 @@ class OpsConfig(Strict):
         """Every environment variable the file names: their values must never appear in an alert, a log or storage."""
         names = [self.backup.encryption.age_recipients_env, self.restore.age_identity_env,
                  self.restore.postgres_scratch_url_env, *(self.alerts.secret_variables() if self.alerts else [])]
-        names += [d.url_env for d in self.databases]
+        names += [d.url_env for d in self.databases] + [r.url_env for r in self.discover]
         names += list(self.releases.rollback_env) if self.releases else []
         names += [self.cache.redis_url_env] if self.cache else []
         names += [self.execution.celery.broker_url_env] if self.execution.celery else []
@@ -139,12 +154,25 @@ class OpsConfig(Strict):
         """Where restore verification reads from: configured, else the last region (the DR path)."""
         return self.region(self.restore.region) if self.restore.region else self.regions[-1]
 
+    @property
+    def discovers(self) -> bool:
+        """Whether the fleet is found (``discover`` rules) rather than only declared."""
+        return bool(self.discover)
+
     def database(self, name: str) -> DatabaseConfig:
         for db in self.databases:
             if db.name == name:
                 return db
-        known = ", ".join(d.name for d in self.databases)
-        raise UnknownNameError(f"{self.source}: no database named {name!r} (configured: {known})")
+        if self.discover:
+            from ops_project.common.fleet import resolve  # noqa: PLC0415 - only a discovering configuration
+
+            found = resolve(self.databases, self.discover, name)
+            if found is not None:
+                return found
+        known = ", ".join(d.name for d in self.databases) or "none declared"
+        found_by = " or found by its discover rules" if self.discover else ""
+        raise UnknownNameError(f"{self.source}: no database named {name!r} configured{found_by} "
+                               f"(declared: {known})")
 
     def region(self, name: str) -> RegionConfig:
         for region in self.regions:
@@ -152,6 +180,10 @@ class OpsConfig(Strict):
                 return region
         known = ", ".join(r.name for r in self.regions)
         raise UnknownNameError(f"{self.source}: no region named {name!r} (configured: {known})")
+
+
+def _is_rule(entry) -> bool:
+    return isinstance(entry, dict) and "discover" in entry
 
 
 def config_path(path: str | os.PathLike | None = None) -> Path:
@@ -172,6 +204,16 @@ def _loc(loc: tuple) -> str:
     return out or "(top level)"
 
 
+def _as_written(loc: tuple, raw: dict) -> tuple:
+    """``discover[i]`` (where the rules are validated) as the file has it: ``databases[j].discover``."""
+    if len(loc) >= 2 and loc[0] == "discover" and isinstance(loc[1], int):
+        entries = raw.get("databases") if isinstance(raw.get("databases"), list) else []
+        at = [j for j, e in enumerate(entries) if _is_rule(e)]
+        if loc[1] < len(at):
+            return ("databases", at[loc[1]], "discover", *loc[2:])
+    return loc
+
+
 def _resolve_paths(raw: dict, base: Path) -> None:
     """Relative paths in the file are relative to the file, not to the current directory."""
     def fix(item: dict, key: str) -> None:
@@ -183,6 +225,8 @@ def _resolve_paths(raw: dict, base: Path) -> None:
         for item in raw.get(section) or []:
             if isinstance(item, dict):
                 fix(item, "path")
+            if _is_rule(item) and isinstance(item["discover"], dict):
+                fix(item["discover"], "glob")
     for section in ("backup", "restore"):
         if isinstance(raw.get(section), dict):
             fix(raw[section], "scratch_dir")
@@ -245,7 +289,7 @@ def _parse(file: Path) -> OpsConfig:
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown key (check the spelling against README.md, \"Configuration\")"
-            problems.append(f"{file}: {_loc(err['loc'])}: {msg}")
+            problems.append(f"{file}: {_loc(_as_written(err['loc'], raw))}: {msg}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
     return cfg.model_copy(update={"source": file})
 

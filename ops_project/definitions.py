@@ -29,6 +29,7 @@ from schedules.drills import build_drill_schedule
 from schedules.queries import build_query_schedule
 from sensors.alerts import build_alert_sensors
 from sensors.cache import build_cache_sensor
+from sensors.fleet import build_discovery_sensor
 from sensors.releases import build_release_sensor
 
 
@@ -56,7 +57,8 @@ def build_definitions(cfg: OpsConfig) -> Definitions:
                    *([build_cache_schedule(cfg, cache_job)] if cache_job else []),
                    *build_capacity_schedules(cfg, *capacity_jobs)],
         sensors=[*([release_sensor] if release_sensor else []), *build_alert_sensors(),
-                 *([build_cache_sensor(cache_job)] if cache_job and cfg.releases else [])],
+                 *([build_cache_sensor(cache_job)] if cache_job and cfg.releases else []),
+                 *([build_discovery_sensor(cfg)] if cfg.discovers else [])],
         resources=build_resources(cfg),
         # In-process by default: one process per run, not one more per step (each extra process cost 2.4 s of
         # start-up and shut-down around a 0.1 s step, bench/run_overhead.py); Celery or multiprocess when

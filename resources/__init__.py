@@ -38,6 +38,7 @@ def build_resources(cfg: OpsConfig) -> dict[str, ConfigurableResource]:
             access_key_id=_env(region.access_key_id_env), secret_access_key=_env(region.secret_access_key_env))
     resources["databases"] = DatabasesResource(
         config_path=path, urls={db.name: EnvVar(db.url_env) for db in cfg.databases if db.url_env},
+        servers={rule.url_env: EnvVar(rule.url_env) for rule in cfg.discover if rule.url_env},
         scratch_server_url=_env(cfg.restore.postgres_scratch_url_env))
     alerts = cfg.alerts
     resources["notifier"] = NotifierResource(

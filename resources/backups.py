@@ -19,12 +19,14 @@ class DatabasesResource(ConfigurableResource):
 
     config_path: str
     urls: dict[str, str] = {}  # database name → its URL (EnvVar of the database's url_env)
+    servers: dict[str, str] = {}  # a postgres discover rule's url_env → its server's URL (EnvVar)
     scratch_server_url: str | None = None  # where restore verification creates throw-away databases
 
     def _clients(self, database: str) -> tuple[Clients, object]:
         cfg = load_config(self.config_path)
         db = cfg.database(database)
-        env = {db.url_env: self.urls.get(database), cfg.restore.postgres_scratch_url_env: self.scratch_server_url}
+        env = {db.url_env: self.urls.get(database) or self.servers.get(db.url_env or ""),
+               cfg.restore.postgres_scratch_url_env: self.scratch_server_url}
         return Clients(cfg, _only_set(env)), db
 
     def prepare(self, database: str) -> str | None:

@@ -11,18 +11,19 @@ from dagster import (
 )
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from assets.partitions import backup_partition_key, first_window, last_window_key
+from assets.partitions import backup_partition_key, database_names, first_window, last_window_key
 from ops_project.backups.batch import chunks, label
 from ops_project.config import OpsConfig
+from sensors.fleet import sync_tenants
 
 BACKUP_PRIORITY = "10"  # the queued run coordinator dequeues higher priorities first (default 0)
 
 
-def backup_requests(cfg: OpsConfig, window_key: str) -> list[RunRequest]:
-    """The runs one tick asks for: one per batch of ``backup.batch_size`` databases (a range of the database
-    dimension in one window), or one per database when batches hold one."""
+def backup_requests(cfg: OpsConfig, window_key: str, names: list[str]) -> list[RunRequest]:
+    """The runs one tick asks for: one per batch of ``backup.batch_size`` of ``names`` (a range of the database
+    dimension in one window, in the partitions' order), or one per database when batches hold one."""
     requests = []
-    for batch in chunks([db.name for db in cfg.databases], cfg.backup.batch_size):
+    for batch in chunks(names, cfg.backup.batch_size):
         # Ahead of queued restore tests and backfills: a backup's window closes, theirs do not.
         tags = {"ops/kind": "backup", "dagster/priority": BACKUP_PRIORITY}
         if len(batch) == 1:
@@ -47,7 +48,13 @@ def build_backup_schedule(cfg: OpsConfig, job) -> ScheduleDefinition:
         window_key = last_window_key(cfg, context.scheduled_execution_time)
         if window_key is None:
             return SkipReason(f"no backup window has ended yet (first window starts {first_window(cfg)})")
-        return backup_requests(cfg, window_key)
+        if cfg.discovers:  # a tenant created since the discovery sensor last looked is backed up now too
+            synced = sync_tenants(cfg, context.instance, remove=False)
+            context.log.info(synced.summary())
+            for trouble in [*synced.found.unavailable, *synced.found.problems]:
+                context.log.error(f"tenant discovery: {trouble}")
+        return backup_requests(cfg, window_key,
+                               database_names(cfg, context.instance if cfg.discovers else None))
 
     return backup_schedule
 

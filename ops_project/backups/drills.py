@@ -30,6 +30,7 @@ from ops_project.backups.layout import backup_prefix
 from ops_project.backups.restore import fetch, restore_postgres
 from ops_project.backups.scratch import scratch_database, scratch_directory
 from ops_project.backups.verify import verify
+from ops_project.common import fleet
 from ops_project.common.checks import failure_summary
 from ops_project.common.config import DatabaseConfig
 from ops_project.common.errors import OpsError
@@ -309,7 +310,7 @@ def run_drill(ctx: DrillContext, drill_id: str, scenarios: list[str] | None = No
     started = ctx.now().isoformat()
     results = []
     for scenario in scenarios or list(ctx.cfg.drills.scenarios):
-        for db in ctx.cfg.databases:
+        for db in fleet.of(ctx.cfg).databases:  # the declared databases and the tenants found now
             try:
                 results.append(RUNNERS[scenario](ctx, db))
             except (OpsError, OSError, sqlite3.Error, psycopg.Error) as exc:  # one scenario's failure, reported

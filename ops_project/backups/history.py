@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from ops_project.backups.catalog import read_manifest
 from ops_project.backups.layout import MANIFEST, backup_time, database_prefix, parse_key
+from ops_project.common import fleet
 from ops_project.common.errors import IntegrityError, OpsError
 from ops_project.storage import ObjectStore
 
@@ -95,7 +96,7 @@ def history_start(cfg, now: datetime, *, log=None) -> datetime:
     from ops_project.clients import Clients  # noqa: PLC0415 - only when nothing is remembered
 
     try:
-        found = first_window_start(Clients(cfg).store(cfg.primary), [db.name for db in cfg.databases])
+        found = first_window_start(Clients(cfg).store(cfg.primary), fleet.of(cfg).names)
     except OpsError as exc:
         found = None
         if log:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ops_project.common import fleet
 from ops_project.common.scrub import scrub
 from ops_project.config import OpsConfig
 
@@ -163,7 +164,7 @@ def measure(cfg: OpsConfig, *, store_for: Callable[[str], object], url_for: Call
         except Exception as exc:  # noqa: BLE001 - one source down must not stop the others; it is named
             missing.append({"what": what, "why": _why(exc)})
 
-    for db in cfg.databases:
+    for db in fleet.of(cfg).databases:  # the declared databases and the tenants found now
         limit = cfg.capacity.limits.get(db.name)
         configured = int(limit.bytes) if limit and limit.bytes else None
 

@@ -44,6 +44,7 @@ class DatabaseConfig(Strict):
     engine: Literal["sqlite", "postgres"]
     path: Path | None = None
     url_env: str | None = None
+    dbname: str | None = Field(None, description="the database on the server url_env names (default: the URL's)")
     demo_size_mb: float | None = Field(None, gt=0, description="generate a demo database here on first use")
 
     @model_validator(mode="after")
@@ -53,6 +54,33 @@ class DatabaseConfig(Strict):
         if self.engine == "postgres" and not self.url_env:
             raise ValueError("a postgres database needs 'url_env' (the variable holding its URL)")
         return self
+
+
+class DiscoverRule(Strict):
+    """Tenant databases found, not listed: SQLite files matching ``glob``, or the databases on the PostgreSQL server
+    ``url_env`` names whose names match ``pattern``. A database's name is the file's stem or the database's own name;
+    names matching ``exclude`` are left out. A tenant that disappears is removed from the fleet only after it has
+    been missing for ``remove_after_minutes`` (a file being moved, a server restarting, is not a removed tenant)."""
+
+    engine: Literal["sqlite", "postgres"]
+    glob: str | None = None  # sqlite: /srv/d1/*.db (absolute, or relative to the configuration file)
+    url_env: str | None = None  # postgres: the variable holding a URL of the server (any database on it)
+    pattern: str = "*"  # postgres: shell-style pattern on database names (tenant_*)
+    exclude: list[str] = []  # shell-style patterns of names never backed up
+    remove_after_minutes: int = Field(60, ge=0)
+
+    @model_validator(mode="after")
+    def _engine_fields(self) -> DiscoverRule:
+        if self.engine == "sqlite" and (not self.glob or self.url_env):
+            raise ValueError("discovering sqlite databases needs 'glob' (and no url_env), e.g. /srv/d1/*.db")
+        if self.engine == "postgres" and (not self.url_env or self.glob):
+            raise ValueError("discovering postgres databases needs 'url_env' (the variable holding the server's "
+                             "URL) and 'pattern' (no glob)")
+        return self
+
+
+class DiscoverEntry(Strict):
+    discover: DiscoverRule
 
 
 def secret(var: str | None, *, what: str, env: Mapping[str, str] | None = None) -> str | None:

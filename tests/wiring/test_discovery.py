@@ -1,0 +1,154 @@
+"""Discovered tenants through Dagster: dynamic partitions kept by the sensor and the schedule, backed up in batches
+in the partitions' order, and a removed tenant's backups kept (and managed) by retention."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+from dagster import build_schedule_context, build_sensor_context
+from dagster._core.storage.partition_status_cache import AssetPartitionStatus
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from assets.backups import BACKUP_KEY, replica_key
+from assets.partitions import DATABASES, backup_partition_key, backup_partitions, last_window_key
+from assets.verification import RESTORE_KEY
+from jobs.coordinator import _batch_for
+from ops_project.backups.catalog import list_backups
+from ops_project.backups.retention import plan_regions
+from ops_project.clients import Clients
+from ops_project.config import load_config
+from ops_project.definitions import build_definitions
+from tests.conftest import PG_ADMIN, local_region, sqlite_tenants
+
+
+@pytest.fixture
+def discovering(tmp_path, write_config, demo_db_template):
+    sqlite_tenants(tmp_path, demo_db_template, ["tenant-0", "tenant-1", "tenant-2"])
+    declared = tmp_path / "booking.db"
+    shutil.copy(demo_db_template, declared)
+    cfg = load_config(write_config(
+        [{"name": "booking", "engine": "sqlite", "path": str(declared)},
+         {"discover": {"engine": "sqlite", "glob": str(tmp_path / "d1" / "*.db"), "remove_after_minutes": 0}}],
+        [local_region(tmp_path, "af-south-1"), local_region(tmp_path, "eu-west-1")],
+        backup={"batch_size": 2, "batch_workers": 2}))
+    return cfg, build_definitions(cfg), tmp_path / "d1", demo_db_template
+
+
+def _sense(defs, instance):
+    sensor = defs.resolve_sensor_def("tenant_discovery_sensor")
+    return sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs))
+
+
+def test_tenants_become_partitions_and_a_new_one_is_in_the_next_window(discovering, home_instance, monkeypatch):
+    cfg, defs, d1, template = discovering
+    assert _sense(defs, home_instance).skip_message.startswith("4 databases in the fleet; added booking, tenant-0")
+    assert home_instance.get_dynamic_partitions(DATABASES) == ["booking", "tenant-0", "tenant-1", "tenant-2"]
+    # a tenant created after the sensor looked: the schedule's tick finds it and backs it up in this window
+    shutil.copy(template, d1 / "tenant-new.db")
+    at = datetime.now(UTC)
+    window = last_window_key(cfg, at)
+    tick = defs.resolve_schedule_def("backup_schedule").evaluate_tick(
+        build_schedule_context(instance=home_instance, scheduled_execution_time=at,
+                               repository_def=defs.get_repository_def()))
+    batches = [(r.tags.get(ASSET_PARTITION_RANGE_START_TAG), r.tags.get(ASSET_PARTITION_RANGE_END_TAG),
+                r.partition_key) for r in tick.run_requests]
+    assert batches == [
+        (str(backup_partition_key("booking", window)), str(backup_partition_key("tenant-0", window)), None),
+        (str(backup_partition_key("tenant-1", window)), str(backup_partition_key("tenant-2", window)), None),
+        (None, None, str(backup_partition_key("tenant-new", window)))]  # the batches follow the partitions' order
+    assert home_instance.get_dynamic_partitions(DATABASES)[-1] == "tenant-new"
+    # a run launched by hand for one tenant is queued with its batch (jobs/coordinator.py)
+    monkeypatch.setenv("OPS_CONFIG", str(cfg.source))
+    assert _batch_for("tenant-2", home_instance) == "tenant-1..tenant-2"
+
+
+def test_a_batch_of_discovered_tenants_is_backed_up_and_a_removed_one_keeps_its_backups(discovering, home_instance):
+    cfg, defs, d1, _ = discovering
+    _sense(defs, home_instance)
+    window = last_window_key(cfg, datetime.now(UTC))
+    tags = {ASSET_PARTITION_RANGE_START_TAG: str(backup_partition_key("tenant-1", window)),
+            ASSET_PARTITION_RANGE_END_TAG: str(backup_partition_key("tenant-2", window))}
+    result = defs.resolve_job_def("backup_job").execute_in_process(instance=home_instance, tags=tags)
+    assert result.success
+    keys = [str(backup_partition_key(t, window)) for t in ("tenant-0", "tenant-1", "tenant-2")]
+    for key in (BACKUP_KEY, replica_key("eu-west-1"), RESTORE_KEY):
+        status = home_instance.get_status_by_partition(key, keys, backup_partitions(cfg))
+        assert [status[k] for k in keys] == [None, AssetPartitionStatus.MATERIALIZED,
+                                            AssetPartitionStatus.MATERIALIZED], key
+    # the fleet's RPO covers the discovered tenants: two verified, two never backed up
+    rpo = defs.resolve_job_def("verified_rpo_job").execute_in_process(instance=home_instance, raise_on_error=False)
+    check = next(e for e in rpo.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION")
+    assert not check.event_specific_data.passed
+    assert "booking" in check.event_specific_data.description and "tenant-0" in check.event_specific_data.description
+    assert "tenant-1" not in check.event_specific_data.description
+
+    # tenant-2 is deleted from the platform: its partition goes, its backups stay, and retention still manages them
+    (d1 / "tenant-2.db").unlink()
+    stores = [Clients(cfg).store(r) for r in cfg.regions]
+    stale = "backups/tenant-2/20260101T000000Z/data.sqlite.zst"  # an old upload that never completed
+    stores[0].put_bytes(stale, b"partial")
+    old = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    os.utime(cfg.primary.path / stale, (old, old))
+    assert "removed tenant-2 (their backups are kept per retention)" in _sense(defs, home_instance).skip_message
+    assert "tenant-2" not in home_instance.get_dynamic_partitions(DATABASES)
+    assert defs.resolve_job_def("backup_retention").execute_in_process(instance=home_instance).success
+    for store, plan in zip(stores, plan_regions(stores, cfg.backup.retention, now=datetime.now(UTC), tz=cfg.tz),
+                           strict=True):
+        (kept,) = [e for e in list_backups(store, "tenant-2") if e.complete]
+        assert kept.manifest.partition_key == window
+        assert ("tenant-2", kept.backup_id) in plan.keep
+    assert not stores[0].exists(stale)  # managed, not orphaned: retention cleaned up its incomplete upload
+
+
+def test_a_file_that_cannot_be_a_tenant_fails_the_tick_by_name_after_the_rest_are_added(discovering, home_instance):
+    cfg, defs, d1, template = discovering
+    shutil.copy(template, d1 / "Bad Name.db")
+    with pytest.raises(Exception, match="Bad Name") as err:
+        _sense(defs, home_instance)
+    assert "rename it, or add it to the rule's exclude" in str(err.value)
+    assert home_instance.get_dynamic_partitions(DATABASES) == ["booking", "tenant-0", "tenant-1", "tenant-2"]
+
+
+def test_an_unmounted_directory_fails_the_tick_and_removes_no_one(discovering, home_instance):
+    cfg, defs, d1, _ = discovering
+    _sense(defs, home_instance)
+    d1.rename(d1.with_name("d1-unmounted"))
+    with pytest.raises(Exception, match="is the volume mounted"):
+        _sense(defs, home_instance)  # remove_after_minutes is 0 here: only "cannot look" keeps them
+    assert home_instance.get_dynamic_partitions(DATABASES) == ["booking", "tenant-0", "tenant-1", "tenant-2"]
+
+
+def test_postgres_tenants_found_on_a_server_are_backed_up_with_the_servers_url(tmp_path, write_config, scratch_pg,
+                                                                              home_instance, monkeypatch):
+    tag = f"opsdisc_{uuid.uuid4().hex[:6]}"
+    for name in (f"{tag}_a", f"{tag}_b"):
+        with psycopg.connect(scratch_pg(name), autocommit=True) as con:
+            con.execute("CREATE TABLE bookings (id int PRIMARY KEY, who text)")
+            con.execute("INSERT INTO bookings SELECT g, 'guest ' || g FROM generate_series(1, 250) g")
+    password = "srv-pass-51c0de"  # the server trusts local connections: any password works, and must not leak
+    server = PG_ADMIN.replace("postgresql://postgres@", f"postgresql://postgres:{password}@")
+    monkeypatch.setenv("OPS_T_SERVER", server)
+    cfg = load_config(write_config(
+        [{"discover": {"engine": "postgres", "url_env": "OPS_T_SERVER", "pattern": f"{tag}_*"}}],
+        [local_region(tmp_path, "af-south-1"), local_region(tmp_path, "eu-west-1")],
+        restore={"postgres_scratch_url_env": "OPS_T_SERVER"}))
+    defs = build_definitions(cfg)
+    _sense(defs, home_instance)
+    assert home_instance.get_dynamic_partitions(DATABASES) == [f"{tag}_a", f"{tag}_b"]
+    window = last_window_key(cfg, datetime.now(UTC))
+    result = defs.resolve_job_def("backup_job").execute_in_process(instance=home_instance, tags={
+        ASSET_PARTITION_RANGE_START_TAG: str(backup_partition_key(f"{tag}_a", window)),
+        ASSET_PARTITION_RANGE_END_TAG: str(backup_partition_key(f"{tag}_b", window))})
+    assert result.success
+    checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert len(checks) == 18 and all(c.passed for c in checks)  # 9 restore checks per database
+    for name in (f"{tag}_a", f"{tag}_b"):
+        (entry,) = [e for e in list_backups(Clients(cfg).store(cfg.regions[1]), name) if e.complete]
+        assert entry.manifest.tables["public.bookings"].rows == 250
+    logged = " ".join(repr(e) for e in home_instance.all_logs(result.run_id))
+    assert password not in logged and password not in repr(home_instance.get_run_by_id(result.run_id))

@@ -7,6 +7,7 @@ first window. Their order (the order they were added) is the order batches follo
 """
 
 
+import json
 import logging
 from datetime import UTC, datetime
 
@@ -42,6 +43,21 @@ def window_partitions(cfg: OpsConfig) -> TimeWindowPartitionsDefinition:
 
 
 DATABASES = "databases"  # the dynamic partitions of a discovering configuration
+JOINED_KEY = "ops/tenants/joined_at"  # instance key-value store: when each discovered tenant was added
+
+
+def joined_at(instance: DagsterInstance) -> dict[str, datetime]:
+    """When each discovered tenant entered the fleet (the verified RPO's grace for a tenant with no backup yet)."""
+    stored = instance.run_storage.get_cursor_values({JOINED_KEY}).get(JOINED_KEY)
+    return {name: datetime.fromtimestamp(at, UTC) for name, at in (json.loads(stored) if stored else {}).items()}
+
+
+def record_joined(instance: DagsterInstance, names: list[str], at: float, *, known: list[str]) -> None:
+    """Remember when ``names`` were added; forget tenants no longer in ``known``."""
+    stored = instance.run_storage.get_cursor_values({JOINED_KEY}).get(JOINED_KEY)
+    joined = {n: t for n, t in (json.loads(stored) if stored else {}).items() if n in set(known)}
+    joined.update({name: at for name in names})
+    instance.run_storage.set_cursor_values({JOINED_KEY: json.dumps(joined, sort_keys=True)})
 
 
 def database_partitions(cfg: OpsConfig) -> StaticPartitionsDefinition | DynamicPartitionsDefinition:

@@ -24,7 +24,7 @@ from dagster._utils.warnings import PreviewWarning
 
 from assets.backups import BACKUP_KEY, engine_kinds, replica_key
 from assets.guard import guarded
-from assets.partitions import database_names
+from assets.partitions import database_names, joined_at
 from assets.stages import Item, Scope, Stage
 from ops_project.backups.blame import blame
 from ops_project.backups.catalog import find_for_partition, read_manifest
@@ -175,7 +175,8 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         ops_cfg = context.resources.ops_config.load()
         stores = [getattr(context.resources, region_key(r.name)).store() for r in ops_cfg.regions]
         statuses = verified_rpos(stores, database_names(ops_cfg, context.instance), ops_cfg.objectives.rpo_minutes,
-                                 now=datetime.now(UTC))
+                                 now=datetime.now(UTC),
+                                 joined=joined_at(context.instance) if ops_cfg.discovers else None)
         metadata = {}
         for status in statuses:
             # numbers only where there is one: no -1 for "never verified" (it would plot as a real age)

@@ -21,7 +21,7 @@ from dagster import (
     sensor,
 )
 
-from assets.partitions import DATABASES
+from assets.partitions import DATABASES, record_joined
 from ops_project.common import fleet
 from ops_project.common.errors import OpsError
 from ops_project.config import OpsConfig
@@ -60,6 +60,7 @@ def sync_tenants(cfg: OpsConfig, instance: DagsterInstance, *, remove: bool, now
     missing = json.loads(stored) if stored else {}
     after = max(rule.remove_after_minutes for rule in cfg.discover)
     todo = fleet.changes(known, found, [db.name for db in cfg.databases], missing, now, after)
+    declared = {db.name for db in cfg.databases}
     if todo.add:
         instance.add_dynamic_partitions(DATABASES, todo.add)
     removed = []
@@ -67,6 +68,9 @@ def sync_tenants(cfg: OpsConfig, instance: DagsterInstance, *, remove: bool, now
         for name in todo.remove:
             instance.delete_dynamic_partition(DATABASES, name)
             removed.append(name)
+    if todo.add or removed:
+        record_joined(instance, [n for n in todo.add if n not in declared], now,
+                      known=[n for n in [*known, *todo.add] if n not in removed])
         instance.run_storage.set_cursor_values({MISSING_KEY: json.dumps(todo.missing_since, sort_keys=True)})
     return Synced(todo.add, removed, todo.missing_since if remove else {}, todo.held, found)
 

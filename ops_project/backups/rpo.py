@@ -5,6 +5,7 @@ That, not the age of the last backup taken, is the data a restore would lose tod
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,12 +24,20 @@ class RpoStatus:
     verified_age_minutes: float | None
     newest_backup_id: str | None
     newest_age_minutes: float | None
+    member_for_minutes: float | None = None  # a discovered tenant: how long it has been in the fleet
 
     @property
     def ok(self) -> bool:
-        return self.verified_age_minutes is not None and self.verified_age_minutes <= self.objective_minutes
+        if self.verified_age_minutes is None:
+            # A tenant younger than the objective cannot have lost more than the objective allows, even with
+            # no backup yet; past that, "never verified" is a breach like any other.
+            return self.member_for_minutes is not None and self.member_for_minutes <= self.objective_minutes
+        return self.verified_age_minutes <= self.objective_minutes
 
     def message(self) -> str:
+        if self.verified_backup_id is None and self.ok:
+            return (f"{self.database}: new tenant ({self.member_for_minutes:.0f} min in the fleet), first verified "
+                    f"backup due within the objective ({self.objective_minutes} min)")
         if self.verified_backup_id is None:
             newest = f"; newest unverified backup {self.newest_backup_id}" if self.newest_backup_id else ""
             return f"{self.database}: no backup has passed restore verification{newest}"
@@ -41,23 +50,26 @@ def verified_rpo(stores: list[ObjectStore], database: str, objective_minutes: in
 
 
 def verified_rpos(stores: list[ObjectStore], databases: list[str], objective_minutes: int, *,
-                  now: datetime) -> list[RpoStatus]:
+                  now: datetime, joined: Mapping[str, datetime] | None = None) -> list[RpoStatus]:
     """The verified RPO of every database in ``databases``, from one listing per region.
 
     A fleet has a thousand databases with dozens of backups each: reading every manifest and verification
     record each hour took most of a minute. Backup ids sort by when they were taken, so for each database
     only the newest backups are read, newest first, until the newest complete one and the newest verified
     one are found (a verification recorded in any region counts, as a restore from there proved it).
+    ``joined``: when each discovered tenant entered the fleet (a declared database has no such grace).
     """
     only = databases[0] if len(databases) == 1 else None  # one database: list its folder, not the region
     by_db: dict[str, list[tuple[ObjectStore, BackupEntry]]] = {}
     for store in stores:
         for entry in list_backups(store, only, read_manifests=False):
             by_db.setdefault(entry.database, []).append((store, entry))
-    return [_status(by_db.get(db, []), db, objective_minutes, now) for db in databases]
+    joined = joined or {}
+    return [_status(by_db.get(db, []), db, objective_minutes, now, joined.get(db)) for db in databases]
 
 
-def _status(found: list[tuple[ObjectStore, BackupEntry]], database: str, objective: int, now: datetime) -> RpoStatus:
+def _status(found: list[tuple[ObjectStore, BackupEntry]], database: str, objective: int, now: datetime,
+            joined: datetime | None) -> RpoStatus:
     newest_first = sorted(found, key=lambda se: se[1].backup_id, reverse=True)
     passed: dict[str, bool] = {}
 
@@ -83,7 +95,8 @@ def _status(found: list[tuple[ObjectStore, BackupEntry]], database: str, objecti
 
     return RpoStatus(database, objective, best.backup_id if best else None,
                      best.manifest.snapshot_started_at if best else None, age(best),
-                     newest.backup_id if newest else None, age(newest))
+                     newest.backup_id if newest else None, age(newest),
+                     round((now - joined).total_seconds() / 60, 1) if joined else None)
 
 
 @dataclass(frozen=True)
@@ -109,8 +122,11 @@ def fleet_verdict(statuses: list[RpoStatus], *, named: int = 10) -> FleetVerdict
     breached = sorted((s for s in statuses if not s.ok),
                       key=lambda s: (s.verified_age_minutes is not None, -(s.verified_age_minutes or 0), s.database))
     if not breached:
-        return FleetVerdict(True, f"all {len(statuses)} databases have a verified backup within the objective",
-                            (), len(statuses))
+        new = [s.database for s in statuses if s.verified_backup_id is None]
+        waiting = f" ({len(new)} new tenant(s) awaiting their first verified backup: {', '.join(new[:named])})" \
+            if new else ""
+        return FleetVerdict(True, f"all {len(statuses)} databases are within the objective{waiting}", (),
+                            len(statuses))
     shown = "; ".join(s.message() for s in breached[:named])
     more = f"; and {len(breached) - named} more" if len(breached) > named else ""
     return FleetVerdict(False, f"verified RPO over its objective for {len(breached)} of {len(statuses)} "

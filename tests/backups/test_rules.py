@@ -226,3 +226,19 @@ def test_the_fleet_verdict_names_every_database_over_its_objective():
                                   "worst_verified_age_minutes": 900.0}
     many = fleet_verdict([RpoStatus(f"t{i:02d}", 240, None, None, None, None, None) for i in range(13)], named=10)
     assert many.message.endswith("; and 3 more") and many.message.count("no backup has passed") == 10
+
+
+def test_a_new_tenant_without_a_backup_is_within_the_objective_only_while_younger_than_it(tmp_path):
+    """A tenant that joined 100 minutes ago cannot have lost more than 100 minutes of data, backup or not."""
+    from ops_project.backups.rpo import fleet_verdict, verified_rpos
+
+    store = LocalStore("eu", tmp_path / "eu", create=True)
+    joined = {"new": NOW - timedelta(minutes=100), "late": NOW - timedelta(minutes=241)}
+    new, late, declared = verified_rpos([store], ["new", "late", "declared"], 240, now=NOW, joined=joined)
+    assert (new.ok, new.member_for_minutes) == (True, 100.0)
+    assert "new tenant (100 min in the fleet)" in new.message()
+    assert (late.ok, declared.ok) == (False, False)  # past the objective, or declared: never verified is a breach
+    verdict = fleet_verdict([new, late, declared])
+    assert [s.database for s in verdict.breached] == ["declared", "late"]
+    alone = fleet_verdict([new])
+    assert alone.passed and "1 new tenant(s) awaiting their first verified backup: new" in alone.message

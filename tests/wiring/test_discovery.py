@@ -3,8 +3,10 @@ in the partitions' order, and a removed tenant's backups kept (and managed) by r
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -15,7 +17,7 @@ from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from assets.backups import BACKUP_KEY, replica_key
-from assets.partitions import DATABASES, backup_partition_key, backup_partitions, last_window_key
+from assets.partitions import DATABASES, JOINED_KEY, backup_partition_key, backup_partitions, last_window_key
 from assets.verification import RESTORE_KEY
 from jobs.coordinator import _batch_for
 from ops_project.backups.catalog import list_backups
@@ -80,12 +82,22 @@ def test_a_batch_of_discovered_tenants_is_backed_up_and_a_removed_one_keeps_its_
         status = home_instance.get_status_by_partition(key, keys, backup_partitions(cfg))
         assert [status[k] for k in keys] == [None, AssetPartitionStatus.MATERIALIZED,
                                             AssetPartitionStatus.MATERIALIZED], key
-    # the fleet's RPO covers the discovered tenants: two verified, two never backed up
-    rpo = defs.resolve_job_def("verified_rpo_job").execute_in_process(instance=home_instance, raise_on_error=False)
-    check = next(e for e in rpo.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION")
-    assert not check.event_specific_data.passed
-    assert "booking" in check.event_specific_data.description and "tenant-0" in check.event_specific_data.description
-    assert "tenant-1" not in check.event_specific_data.description
+    # the fleet's RPO covers the discovered tenants: two verified; tenant-0, new, is within the objective without
+    # a backup yet; booking is declared, so never verified is a breach
+    def rpo_check():
+        rpo = defs.resolve_job_def("verified_rpo_job").execute_in_process(instance=home_instance,
+                                                                          raise_on_error=False)
+        return next(e for e in rpo.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION").event_specific_data
+
+    check = rpo_check()
+    assert not check.passed and check.description.startswith("verified RPO over its objective for 1 of 4")
+    assert "booking: no backup has passed" in check.description and "tenant-0" not in check.description
+    # ... until the new tenant has been in the fleet longer than the objective with no verified backup
+    joined = json.loads(home_instance.run_storage.get_cursor_values({JOINED_KEY})[JOINED_KEY])
+    assert set(joined) == {"tenant-0", "tenant-1", "tenant-2"}
+    home_instance.run_storage.set_cursor_values(
+        {JOINED_KEY: json.dumps({**joined, "tenant-0": time.time() - (cfg.objectives.rpo_minutes + 1) * 60})})
+    assert "tenant-0: no backup has passed" in rpo_check().description
 
     # tenant-2 is deleted from the platform: its partition goes, its backups stay, and retention still manages them
     (d1 / "tenant-2.db").unlink()

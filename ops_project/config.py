@@ -170,9 +170,8 @@ class OpsConfig(Strict):
             if found is not None:
                 return found
         known = ", ".join(d.name for d in self.databases) or "none declared"
-        found_by = " or found by its discover rules" if self.discover else ""
-        raise UnknownNameError(f"{self.source}: no database named {name!r} configured{found_by} "
-                               f"(declared: {known})")
+        found_by = "; nor does a discover rule find it now" if self.discover else ""
+        raise UnknownNameError(f"{self.source}: no database named {name!r} (configured: {known}{found_by})")
 
     def region(self, name: str) -> RegionConfig:
         for region in self.regions:

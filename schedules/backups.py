@@ -49,10 +49,15 @@ def build_backup_schedule(cfg: OpsConfig, job) -> ScheduleDefinition:
         if window_key is None:
             return SkipReason(f"no backup window has ended yet (first window starts {first_window(cfg)})")
         if cfg.discovers:  # a tenant created since the discovery sensor last looked is backed up now too
-            synced = sync_tenants(cfg, context.instance, remove=False)
-            context.log.info(synced.summary())
-            for trouble in [*synced.found.unavailable, *synced.found.problems]:
-                context.log.error(f"tenant discovery: {trouble}")
+            try:
+                synced = sync_tenants(cfg, context.instance, remove=False)
+            except Exception as exc:  # noqa: BLE001 - the known tenants are still backed up; the sensor reads red
+                context.log.error(f"tenant discovery failed at the tick ({type(exc).__name__}: {exc}); backing "
+                                  f"up the tenants already known")
+            else:
+                context.log.info(synced.summary())
+                for trouble in [*synced.found.unavailable, *synced.found.problems]:
+                    context.log.error(f"tenant discovery: {trouble}")
         return backup_requests(cfg, window_key,
                                database_names(cfg, context.instance if cfg.discovers else None))
 

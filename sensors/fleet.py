@@ -71,6 +71,7 @@ def sync_tenants(cfg: OpsConfig, instance: DagsterInstance, *, remove: bool, now
     if todo.add or removed:
         record_joined(instance, [n for n in todo.add if n not in declared], now,
                       known=[n for n in [*known, *todo.add] if n not in removed])
+    if remove and todo.missing_since != missing:  # the removal clock is kept on every tick, and only the sensor's
         instance.run_storage.set_cursor_values({MISSING_KEY: json.dumps(todo.missing_since, sort_keys=True)})
     return Synced(todo.add, removed, todo.missing_since if remove else {}, todo.held, found)
 

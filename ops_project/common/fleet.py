@@ -88,7 +88,8 @@ def postgres_names(rule: DiscoverRule, url: str) -> list[str]:
             rows = con.execute("SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate "
                                "ORDER BY datname").fetchall()
     except psycopg.Error as exc:
-        raise OpsError(scrub(f"{describe(rule)}: cannot list the server's databases: {str(exc).strip()}")) from None
+        raise OpsError(scrub(f"{describe(rule)}: cannot list the server's databases: {str(exc).strip()}",
+                             [url])) from None
     return [name for (name,) in rows]
 
 
@@ -103,10 +104,13 @@ def discover(declared: list[DatabaseConfig], rules: list[DiscoverRule],
         except OpsError as exc:
             unavailable.append(str(exc))
             continue
+        except OSError as exc:  # a permission error, a stale mount: the rule cannot look, it found no one gone
+            unavailable.append(f"{describe(rule)}: cannot list: {exc.strerror or exc}")
+            continue
         for name, db, where in found:
             if _excluded(rule, name):
                 continue
-            if not _NAME.match(name):
+            if not _NAME.fullmatch(name):
                 problems.append(f"{where}: {name!r} cannot be a database name (lower-case letters, digits, '-' "
                                 f"and '_', at most 63): rename it, or add it to the rule's exclude")
                 continue
@@ -131,7 +135,9 @@ def _found(rule: DiscoverRule, env: Mapping[str, str] | None) -> list[tuple[str,
 
 
 def _postgres(rule: DiscoverRule, name: str) -> DatabaseConfig:
-    return DatabaseConfig(name=name, engine="postgres", url_env=rule.url_env, dbname=name)
+    # built without validation: a name the partitions cannot hold is a problem ``discover`` reports, not a crash
+    return DatabaseConfig.model_construct(name=name, engine="postgres", path=None, url_env=rule.url_env,
+                                          dbname=name, demo_size_mb=None)
 
 
 def _same(a: DatabaseConfig, b: DatabaseConfig) -> bool:
@@ -164,7 +170,7 @@ def resolve(declared: list[DatabaseConfig], rules: list[DiscoverRule], name: str
     """The database ``name`` as the first rule that can hold it finds it (None: no rule does), without listing a
     server: a run of a batch of fifty looks up fifty names. A name a rule cannot hold is never resolved, so a
     lookup agrees with ``discover``."""
-    if not _NAME.match(name) or any(db.name == name for db in declared):
+    if not _NAME.fullmatch(name) or any(db.name == name for db in declared):
         return None
     for rule in rules:
         if _excluded(rule, name):

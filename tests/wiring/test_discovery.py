@@ -25,6 +25,7 @@ from ops_project.backups.retention import plan_regions
 from ops_project.clients import Clients
 from ops_project.config import load_config
 from ops_project.definitions import build_definitions
+from sensors.fleet import sync_tenants
 from tests.conftest import PG_ADMIN, local_region, sqlite_tenants
 
 
@@ -164,3 +165,20 @@ def test_postgres_tenants_found_on_a_server_are_backed_up_with_the_servers_url(t
         assert entry.manifest.tables["public.bookings"].rows == 250
     logged = " ".join(repr(e) for e in home_instance.all_logs(result.run_id))
     assert password not in logged and password not in repr(home_instance.get_run_by_id(result.run_id))
+
+
+def test_the_removal_clock_runs_across_ticks_and_a_tenant_back_in_time_is_kept(discovering, home_instance):
+    cfg, defs, d1, template = discovering
+    cfg = cfg.model_copy(update={"discover": [cfg.discover[0].model_copy(update={"remove_after_minutes": 30})]})
+    start = time.time()
+    sync_tenants(cfg, home_instance, remove=True, now=start)
+    (d1 / "tenant-1.db").rename(tmp := d1.parent / "tenant-1.moving")
+    assert sync_tenants(cfg, home_instance, remove=True, now=start + 60).waiting == {"tenant-1": start + 60}
+    assert sync_tenants(cfg, home_instance, remove=False, now=start + 600).added == []  # the schedule: no clock
+    assert sync_tenants(cfg, home_instance, remove=True, now=start + 60 + 29 * 60).removed == []
+    tmp.rename(d1 / "tenant-1.db")  # it was only being moved: forgiven, clock reset
+    assert sync_tenants(cfg, home_instance, remove=True, now=start + 60 + 31 * 60).waiting == {}
+    (d1 / "tenant-1.db").unlink()
+    assert sync_tenants(cfg, home_instance, remove=True, now=start + 7200).removed == []
+    assert sync_tenants(cfg, home_instance, remove=True, now=start + 7200 + 30 * 60).removed == ["tenant-1"]
+    assert "tenant-1" not in home_instance.get_dynamic_partitions(DATABASES)

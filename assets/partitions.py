@@ -55,7 +55,8 @@ def joined_at(instance: DagsterInstance) -> dict[str, datetime]:
 def record_joined(instance: DagsterInstance, names: list[str], at: float, *, known: list[str]) -> None:
     """Remember when ``names`` were added; forget tenants no longer in ``known``."""
     stored = instance.run_storage.get_cursor_values({JOINED_KEY}).get(JOINED_KEY)
-    joined = {n: t for n, t in (json.loads(stored) if stored else {}).items() if n in set(known)}
+    members = set(known)
+    joined = {n: t for n, t in (json.loads(stored) if stored else {}).items() if n in members}
     joined.update({name: at for name in names})
     instance.run_storage.set_cursor_values({JOINED_KEY: json.dumps(joined, sort_keys=True)})
 

@@ -79,10 +79,6 @@ class DiscoverRule(Strict):
         return self
 
 
-class DiscoverEntry(Strict):
-    discover: DiscoverRule
-
-
 def secret(var: str | None, *, what: str, env: Mapping[str, str] | None = None) -> str | None:
     """Read the environment variable ``var`` names; a clear error (never the value) when unset."""
     if not var:

@@ -201,9 +201,9 @@ def changes(known: list[str], fleet: Fleet, declared: list[str], missing_since: 
     """What to do to the known tenants (the partitions) for the fleet found now: add the new ones (in the fleet's
     order); remove one only after it has been missing for ``remove_after_minutes`` of looks that could see it;
     while any rule is unavailable nothing is removed and no clock runs (its tenants may just be out of sight)."""
-    present = set(fleet.names)
-    add = [name for name in fleet.names if name not in set(known)]
-    gone = [name for name in known if name not in present and name not in set(declared)]
+    present, seen, kept = set(fleet.names), set(known), set(declared)
+    add = [name for name in fleet.names if name not in seen]
+    gone = [name for name in known if name not in present and name not in kept]
     if fleet.unavailable:
         return Changes(add, [], dict(missing_since), gone)
     remove, waiting = [], {}

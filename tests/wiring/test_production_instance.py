@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
+from dagster_postgres.event_log import PostgresEventLogStorage
 
 from assets.partitions import backup_partition_key, last_window_key
 from ops_project.config import load_config
@@ -33,7 +34,7 @@ def test_the_production_instance_runs_on_postgresql(scratch_pg, tmp_path, monkey
                                    [local_region(tmp_path, "a"), local_region(tmp_path, "b")]))
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         # connections kept open (jobs/storage.py), in this process and in every run's process
         for storage in (instance.run_storage, instance.event_log_storage):
@@ -95,3 +96,84 @@ def test_the_celery_workers_file_agrees_with_the_executor(tmp_path, write_config
     assert f"-q {cfg.execution.celery.queue} " in unit
     example = (REPO / "deploy" / "ops.env.example").read_text()
     assert cfg.execution.celery.broker_url_env in example
+
+
+def _instance(home: Path, scratch_pg, monkeypatch) -> DagsterInstance:
+    url = urlsplit(scratch_pg())
+    for var, value in (("HOST", url.hostname), ("PORT", str(url.port or 5432)), ("DB", url.path.lstrip("/")),
+                       ("USER", url.username or "postgres"), ("PASSWORD", url.password or "")):
+        monkeypatch.setenv(f"OPS_DAGSTER_PG_{var}", value)
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    return DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+
+
+def _commits(instance: DagsterInstance) -> int:
+    with instance.event_log_storage._engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+                                    ).scalar()
+
+
+def _next_xid(instance: DagsterInstance) -> int:
+    """The next transaction id the server will assign: each write transaction takes one."""
+    with instance.event_log_storage._engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint").scalar())
+
+
+def _planned(instance: DagsterInstance, run_id: str) -> list[tuple]:
+    out = []
+    for record in instance.get_records_for_run(run_id).records:
+        event = record.event_log_entry.dagster_event
+        if event is None or "PLANNED" not in event.event_type_value:
+            continue
+        data = event.event_specific_data
+        out.append((event.event_type_value, event.step_key, data.asset_key.to_user_string(),
+                    getattr(data, "check_name", None), getattr(data, "partition", None),
+                    sorted(data.partitions_subset.get_partition_keys()) if data.partitions_subset else None))
+    return sorted(out, key=repr)
+
+
+def test_a_batch_runs_planned_events_are_stored_in_one_transaction(scratch_pg, tmp_path, monkeypatch, write_config):
+    """A batch run's planned events (3 assets × 30 databases, and its checks) are stored in one transaction
+    (jobs/storage.py) instead of a few each; what is stored is the same as when Dagster stores them one by one
+    (batching off); a batch that fails half-way is rolled back and stored one by one, nothing twice."""
+    from dagster_postgres.event_log import PostgresEventLogStorage as Shipped
+
+    from schedules.backups import backup_requests
+
+    names = [f"t{i:02d}" for i in range(30)]
+    cfg = load_config(write_config([{"name": n, "engine": "sqlite", "path": str(tmp_path / f"{n}.db")} for n in names],
+                                   [local_region(tmp_path, "a"), local_region(tmp_path, "b")],
+                                   backup={"batch_size": 30}))
+    job = build_definitions(cfg).resolve_job_def("backup_job")
+    window = last_window_key(cfg, datetime.now(UTC))
+    [request] = backup_requests(cfg, window, names)
+    with _instance(tmp_path / "home", scratch_pg, monkeypatch) as instance:
+        storage = instance.event_log_storage
+        stored, xids = {}, {}
+        for size in ("0", "1000"):  # one by one (Dagster's default), then as a batch
+            monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", size)
+            before = _next_xid(instance)
+            run = instance.create_run_for_job(job, tags=request.tags)
+            xids[size] = _next_xid(instance) - before
+            stored[size] = _planned(instance, run.run_id)
+        assert len(stored["0"]) >= 3 * 30, stored["0"][:5]  # one per asset and database, and the checks
+        planned = {e[4] for e in stored["0"] if e[4]} | {k for e in stored["0"] if e[5] for k in e[5]}
+        assert planned == {str(backup_partition_key(n, window)) for n in names}
+        assert stored["1000"] == stored["0"]
+        assert xids["0"] > 90, xids  # a write transaction (or more) per event
+        assert xids["1000"] <= 5, xids  # the run, its tags, and one for all its planned events
+
+        real, calls = Shipped.store_event, []
+
+        def fails_once(self, event):
+            calls.append(1)
+            if len(calls) == 7:
+                raise RuntimeError("connection lost")
+            return real(self, event)
+
+        monkeypatch.setattr(Shipped, "store_event", fails_once)
+        run = instance.create_run_for_job(job, tags=request.tags)
+        assert len(calls) > len(stored["0"])  # the batch failed and Dagster stored them again, one by one
+        assert _planned(instance, run.run_id) == stored["0"]
+        assert type(storage).store_event_batch is not Shipped.store_event_batch

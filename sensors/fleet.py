@@ -27,6 +27,7 @@ from ops_project.common.errors import OpsError
 from ops_project.config import OpsConfig
 
 MISSING_KEY = "ops/tenants/missing_since"  # instance key-value store: survives a failed tick, unlike a cursor
+FOUND_BY_KEY = "ops/tenants/found_by"  # each discovered tenant's rule: its removal time, and "the rule found none"
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,14 @@ def sync_tenants(cfg: OpsConfig, instance: DagsterInstance, *, remove: bool, now
     """Bring the ``databases`` dynamic partitions up to the fleet found now: add new tenants; with ``remove``,
     remove the ones missing for long enough (the schedule only adds: removal is the sensor's, with its clock)."""
     now = time.time() if now is None else now
-    found = fleet.of(cfg)
+    stored = instance.run_storage.get_cursor_values({MISSING_KEY, FOUND_BY_KEY})
+    missing = json.loads(stored.get(MISSING_KEY) or "{}")
+    found_by = json.loads(stored.get(FOUND_BY_KEY) or "{}")
+    found = fleet.guard_emptied(fleet.of(cfg), found_by)
     known = list(instance.get_dynamic_partitions(DATABASES))
-    stored = instance.run_storage.get_cursor_values({MISSING_KEY}).get(MISSING_KEY)
-    missing = json.loads(stored) if stored else {}
     after = max(rule.remove_after_minutes for rule in cfg.discover)
-    todo = fleet.changes(known, found, [db.name for db in cfg.databases], missing, now, after)
+    todo = fleet.changes(known, found, [db.name for db in cfg.databases], missing, now, after,
+                         fleet.removal_minutes(cfg.discover, found_by))
     declared = {db.name for db in cfg.databases}
     if todo.add:
         instance.add_dynamic_partitions(DATABASES, todo.add)
@@ -73,6 +76,10 @@ def sync_tenants(cfg: OpsConfig, instance: DagsterInstance, *, remove: bool, now
                       known=[n for n in [*known, *todo.add] if n not in removed])
     if remove and todo.missing_since != missing:  # the removal clock is kept on every tick, and only the sensor's
         instance.run_storage.set_cursor_values({MISSING_KEY: json.dumps(todo.missing_since, sort_keys=True)})
+    members = {*known, *todo.add} - set(removed)
+    now_found_by = {n: r for n, r in {**found_by, **found.origin}.items() if n in members}
+    if now_found_by != found_by:
+        instance.run_storage.set_cursor_values({FOUND_BY_KEY: json.dumps(now_found_by, sort_keys=True)})
     return Synced(todo.add, removed, todo.missing_since if remove else {}, todo.held, found)
 
 

@@ -35,6 +35,8 @@ class Fleet:
     databases: list[DatabaseConfig]  # declared first (in the file's order), then each rule's finds by name
     problems: list[str] = field(default_factory=list)  # what could not become a tenant, and what to do
     unavailable: list[str] = field(default_factory=list)  # rules that could not look, and why
+    origin: dict[str, str] = field(default_factory=dict)  # discovered name → the rule that found it (describe)
+    looked: list[str] = field(default_factory=list)  # the rules that could look (describe)
 
     @property
     def names(self) -> list[str]:
@@ -97,7 +99,7 @@ def discover(declared: list[DatabaseConfig], rules: list[DiscoverRule],
              env: Mapping[str, str] | None = None) -> Fleet:
     """Every database of the fleet now: ``declared`` and what each rule finds."""
     taken = {db.name: db for db in declared}
-    databases, problems, unavailable = list(declared), [], []
+    databases, problems, unavailable, origin, looked = list(declared), [], [], {}, []
     for rule in rules:
         try:
             found = _found(rule, env)
@@ -107,6 +109,7 @@ def discover(declared: list[DatabaseConfig], rules: list[DiscoverRule],
         except OSError as exc:  # a permission error, a stale mount: the rule cannot look, it found no one gone
             unavailable.append(f"{describe(rule)}: cannot list: {exc.strerror or exc}")
             continue
+        looked.append(describe(rule))
         for name, db, where in found:
             if _excluded(rule, name):
                 continue
@@ -121,7 +124,34 @@ def discover(declared: list[DatabaseConfig], rules: list[DiscoverRule],
                 continue
             taken[name] = db
             databases.append(db)
-    return Fleet(databases, problems, unavailable)
+            origin[name] = describe(rule)
+    return Fleet(databases, problems, unavailable, origin, looked)
+
+
+def guard_emptied(found: Fleet, origin_before: Mapping[str, str]) -> Fleet:
+    """``found``, with a rule that now finds no tenant at all, where it found some before, made unavailable: an
+    unmounted volume often leaves its empty mount point behind, and a server restored empty by mistake lists
+    nothing, and neither means that every tenant was deleted."""
+    had: dict[str, int] = {}
+    for rule in origin_before.values():
+        had[rule] = had.get(rule, 0) + 1
+    finds = set(found.origin.values())
+    emptied = [rule for rule in found.looked if had.get(rule) and rule not in finds]
+    if not emptied:
+        return found
+    told = [f"{rule}: found no database, where it found {had[rule]} before (is the volume mounted, the server the "
+            f"right one?); nothing is removed while it finds none. If every one of them was deleted on purpose, "
+            f"remove the rule from the configuration" for rule in emptied]
+    return Fleet(found.databases, found.problems, [*found.unavailable, *told], found.origin,
+                 [rule for rule in found.looked if rule not in emptied])
+
+
+def removal_minutes(rules: list[DiscoverRule], origin: Mapping[str, str]) -> dict[str, int]:
+    """How long each discovered tenant must be missing before it is removed: its own rule's
+    ``remove_after_minutes`` (a tenant whose rule has left the configuration: the longest of the rules')."""
+    by_rule = {describe(rule): rule.remove_after_minutes for rule in rules}
+    longest = max(by_rule.values(), default=60)
+    return {name: by_rule.get(rule, longest) for name, rule in origin.items()}
 
 
 def _found(rule: DiscoverRule, env: Mapping[str, str] | None) -> list[tuple[str, DatabaseConfig, str]]:
@@ -152,40 +182,53 @@ def _origin(db: DatabaseConfig) -> str:
     return str(db.path) if db.engine == "sqlite" else f"database {db.dbname or db.name} of {db.url_env}"
 
 
-_LISTINGS: dict[str, tuple[float, dict[str, Path]]] = {}
+_LISTINGS: dict[tuple, tuple[float, dict[str, Path | None]]] = {}
 
 
-def _listing(rule: DiscoverRule, *, fresh: bool) -> dict[str, Path]:
-    cached = _LISTINGS.get(rule.glob)
+def _listing(rule: DiscoverRule, env: Mapping[str, str] | None, *, fresh: bool) -> dict[str, Path | None]:
+    """What the rule finds, by name (a file's path; None for a server's database), listed at most every
+    ``LISTING_TTL_SECONDS`` in a process unless ``fresh``."""
+    key = (rule.engine, rule.glob, rule.url_env, rule.pattern)
+    cached = _LISTINGS.get(key)
     if cached and not fresh and time.monotonic() - cached[0] < LISTING_TTL_SECONDS:
         return cached[1]
-    by_name: dict[str, Path] = {}
-    for path in sqlite_files(rule):
-        by_name.setdefault(path.stem, path)
-    _LISTINGS[rule.glob] = (time.monotonic(), by_name)
+    by_name: dict[str, Path | None] = {}
+    if rule.engine == "sqlite":
+        for path in sqlite_files(rule):
+            by_name.setdefault(path.stem, path)
+    else:
+        url = secret(rule.url_env, what=f"databases[].{describe(rule)}", env=env)
+        by_name = {n: None for n in postgres_names(rule, url) if fnmatch.fnmatchcase(n, rule.pattern)}
+    _LISTINGS[key] = (time.monotonic(), by_name)
     return by_name
 
 
-def resolve(declared: list[DatabaseConfig], rules: list[DiscoverRule], name: str) -> DatabaseConfig | None:
-    """The database ``name`` as the first rule that can hold it finds it (None: no rule does), without listing a
-    server: a run of a batch of fifty looks up fifty names. A name a rule cannot hold is never resolved, so a
-    lookup agrees with ``discover``."""
+def resolve(declared: list[DatabaseConfig], rules: list[DiscoverRule], name: str,
+            env: Mapping[str, str] | None = None) -> DatabaseConfig | None:
+    """The database ``name`` as the first rule that finds it (None: no rule does), from a listing cached for a
+    few seconds: a run of a batch of fifty looks up fifty names. A name a rule cannot hold is never resolved, so a
+    lookup agrees with ``discover``. When a server cannot be listed and no later rule finds the name, a name its
+    pattern matches is that server's (its backup then fails on the server, saying why)."""
     if not _NAME.fullmatch(name) or any(db.name == name for db in declared):
         return None
+    unlisted = None
     for rule in rules:
-        if _excluded(rule, name):
-            continue
-        if rule.engine == "postgres":
-            if fnmatch.fnmatchcase(name, rule.pattern):
-                return _postgres(rule, name)
+        if _excluded(rule, name) or (rule.engine == "postgres" and not fnmatch.fnmatchcase(name, rule.pattern)):
             continue
         try:
-            path = _listing(rule, fresh=False).get(name) or _listing(rule, fresh=True).get(name)
-        except OpsError:
+            listing = _listing(rule, env, fresh=False)
+            if name not in listing:
+                listing = _listing(rule, env, fresh=True)
+        except (OpsError, OSError):
+            if rule.engine == "postgres" and unlisted is None:
+                unlisted = _postgres(rule, name)
             continue
-        if path is not None:
-            return DatabaseConfig(name=name, engine="sqlite", path=path)
-    return None
+        if name not in listing:
+            continue
+        if rule.engine == "postgres":
+            return _postgres(rule, name)
+        return DatabaseConfig(name=name, engine="sqlite", path=listing[name])
+    return unlisted
 
 
 @dataclass(frozen=True)
@@ -197,10 +240,12 @@ class Changes:
 
 
 def changes(known: list[str], fleet: Fleet, declared: list[str], missing_since: Mapping[str, float], now: float,
-            remove_after_minutes: int) -> Changes:
+            remove_after_minutes: int, minutes_of: Mapping[str, int] | None = None) -> Changes:
     """What to do to the known tenants (the partitions) for the fleet found now: add the new ones (in the fleet's
-    order); remove one only after it has been missing for ``remove_after_minutes`` of looks that could see it;
-    while any rule is unavailable nothing is removed and no clock runs (its tenants may just be out of sight)."""
+    order); remove one only after it has been missing for its ``minutes_of`` (else ``remove_after_minutes``) of
+    looks that could see it; while any rule is unavailable nothing is removed and no clock runs (its tenants may
+    just be out of sight)."""
+    minutes_of = minutes_of or {}
     present, seen, kept = set(fleet.names), set(known), set(declared)
     add = [name for name in fleet.names if name not in seen]
     gone = [name for name in known if name not in present and name not in kept]
@@ -209,7 +254,7 @@ def changes(known: list[str], fleet: Fleet, declared: list[str], missing_since: 
     remove, waiting = [], {}
     for name in gone:
         since = missing_since.get(name, now)
-        if now - since >= remove_after_minutes * 60:
+        if now - since >= minutes_of.get(name, remove_after_minutes) * 60:
             remove.append(name)
         else:
             waiting[name] = since

@@ -78,6 +78,16 @@ def test_a_missing_tenant_is_removed_only_after_its_time_and_a_returning_one_is_
     forgiven = fleet.changes(known, back, ["booking"], first.missing_since, now=1_000.0 + 7200,
                              remove_after_minutes=60)
     assert forgiven.remove == [] and forgiven.missing_since == {}
+    own = fleet.changes(known, rule_fleet, ["booking"], first.missing_since, now=1_000.0 + 3600,
+                        remove_after_minutes=60, minutes_of={"b": 61})
+    assert own.remove == [] and own.missing_since == {"b": 1_000.0}  # its own rule's time, not the default
+
+
+def test_removal_minutes_follow_the_rule_that_found_each_tenant():
+    fast = DiscoverRule(engine="sqlite", glob="/d1/*.db", remove_after_minutes=0)
+    slow = DiscoverRule(engine="postgres", url_env="SRV", remove_after_minutes=90)
+    origin = {"a": fleet.describe(fast), "b": fleet.describe(slow), "c": "discover /gone/*.db"}
+    assert fleet.removal_minutes([fast, slow], origin) == {"a": 0, "b": 90, "c": 90}  # a rule gone: the longest
 
 
 def test_resolving_one_name_agrees_with_discovering_the_fleet(tmp_path):
@@ -126,10 +136,32 @@ def test_a_postgres_server_is_listed_by_pattern_and_each_tenant_gets_its_own_url
 
     with psycopg.connect(with_dbname(PG_ADMIN, names[1])) as con:
         assert con.execute("SELECT current_database()").fetchone() == (names[1],)
-    assert fleet.resolve([], [rule], names[0]).dbname == names[0]
-    assert fleet.resolve([], [rule], names[2]) is None  # excluded
+    env = {"OPS_TEST_SERVER": PG_ADMIN}
+    assert fleet.resolve([], [rule], names[0], env).dbname == names[0]
+    assert fleet.resolve([], [rule], names[2], env) is None  # excluded
     with pytest.raises(ConfigError):
         with_dbname("postgresql://[broken", "x")
+
+
+def test_a_server_rule_before_a_file_rule_resolves_each_name_where_discovery_finds_it(tenant_databases, tmp_path):
+    """Oracle: ``discover``. With the server's rule first and a file rule whose pattern also matches, a name is
+    the server's only if the server has it; when the server cannot be listed, a file tenant is still found."""
+    tag, names = tenant_databases
+    d1 = tmp_path / "d1"
+    d1.mkdir()
+    _db(d1 / f"{tag}_filed.db")
+    _db(d1 / f"{names[0]}.db")  # both have it: the first rule's
+    rules = [DiscoverRule(engine="postgres", url_env="OPS_TEST_SERVER", pattern=f"{tag}_*"),
+             DiscoverRule(engine="sqlite", glob=str(d1 / "*.db"))]
+    env = {"OPS_TEST_SERVER": PG_ADMIN}
+    found = {db.name: db for db in fleet.discover([], rules, env).databases}
+    for name in [*names, f"{tag}_filed", f"{tag}_none"]:
+        got, want = fleet.resolve([], rules, name, env), found.get(name)
+        assert (got and (got.engine, got.path)) == (want and (want.engine, want.path)), name
+    assert found[names[0]].engine == "postgres" and found[f"{tag}_filed"].engine == "sqlite"
+    down = {"OPS_TEST_SERVER": "postgresql://postgres@127.0.0.1:1/postgres"}
+    assert fleet.resolve([], rules, f"{tag}_filed", down).engine == "sqlite"
+    assert fleet.resolve([], rules, names[1], down).url_env == "OPS_TEST_SERVER"  # its backup names the server
 
 
 def test_an_unreachable_server_is_unavailable_and_its_password_is_never_told():

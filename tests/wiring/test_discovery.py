@@ -136,6 +136,43 @@ def test_an_unmounted_directory_fails_the_tick_and_removes_no_one(discovering, h
     assert home_instance.get_dynamic_partitions(DATABASES) == ["booking", "tenant-0", "tenant-1", "tenant-2"]
 
 
+def test_an_emptied_directory_is_not_every_tenant_deleted(discovering, home_instance):
+    """An unmounted volume often leaves its empty mount point: a rule finding no one where it found three before
+    holds them and fails the tick; once the rule is taken out of the configuration, they are removed."""
+    cfg, defs, d1, template = discovering
+    _sense(defs, home_instance)
+    for path in d1.glob("*.db"):
+        path.unlink()
+    with pytest.raises(Exception, match=r"found no database, where it found 3 before") as err:
+        _sense(defs, home_instance)  # remove_after_minutes is 0: without the guard all three would go now
+    assert "remove the rule from the configuration" in str(err.value)
+    assert home_instance.get_dynamic_partitions(DATABASES) == ["booking", "tenant-0", "tenant-1", "tenant-2"]
+    shutil.copy(template, d1 / "tenant-0.db")  # one of them is back: the rule can see, the other two go
+    assert "removed tenant-1, tenant-2" in sync_tenants(cfg, home_instance, remove=True).summary()
+    (d1 / "tenant-0.db").unlink()
+    with pytest.raises(Exception, match="found no database, where it found 1 before"):
+        _sense(defs, home_instance)
+    gone = cfg.model_copy(update={"discover": [cfg.discover[0].model_copy(update={"glob": str(d1 / "*.sqlite")})]})
+    assert sync_tenants(gone, home_instance, remove=True).removed == ["tenant-0"]
+
+
+def test_each_rule_keeps_its_own_removal_time(tmp_path, discovering, home_instance, demo_db_template):
+    cfg, defs, d1, template = discovering
+    (tmp_path / "slow").mkdir()
+    sqlite_tenants(tmp_path / "slow", demo_db_template, ["slow-0", "slow-1"])
+    slow = cfg.discover[0].model_copy(update={"glob": str(tmp_path / "slow" / "d1" / "*.db"),
+                                              "remove_after_minutes": 120})
+    cfg = cfg.model_copy(update={"discover": [cfg.discover[0], slow]})  # the first removes at once
+    start = time.time()
+    assert "slow-1" in sync_tenants(cfg, home_instance, remove=True, now=start).added
+    (d1 / "tenant-1.db").unlink()
+    (tmp_path / "slow" / "d1" / "slow-1.db").unlink()
+    first = sync_tenants(cfg, home_instance, remove=True, now=start + 60)
+    assert first.removed == ["tenant-1"] and first.waiting == {"slow-1": start + 60}
+    assert sync_tenants(cfg, home_instance, remove=True, now=start + 60 + 119 * 60).removed == []
+    assert sync_tenants(cfg, home_instance, remove=True, now=start + 60 + 120 * 60).removed == ["slow-1"]
+
+
 def test_postgres_tenants_found_on_a_server_are_backed_up_with_the_servers_url(tmp_path, write_config, scratch_pg,
                                                                               home_instance, monkeypatch):
     tag = f"opsdisc_{uuid.uuid4().hex[:6]}"

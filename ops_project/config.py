@@ -22,6 +22,7 @@ from ops_project.capacity.config import CapacityConfig
 from ops_project.common.config import DatabaseConfig, DiscoverRule, Strict
 from ops_project.common.errors import ConfigError, UnknownNameError
 from ops_project.common.names import identifier
+from ops_project.continuous.config import ContinuousConfig
 from ops_project.execution.config import ExecutionConfig
 from ops_project.notify.config import AlertsConfig
 from ops_project.queries.config import QueriesConfig
@@ -42,6 +43,7 @@ class OpsConfig(Strict):
     backup: BackupConfig = BackupConfig()
     restore: RestoreConfig = RestoreConfig()
     drills: DrillConfig = DrillConfig()
+    continuous: ContinuousConfig | None = None  # Litestream WAL replication of SQLite databases (point in time)
     releases: ReleasesConfig | None = None
     alerts: AlertsConfig | None = None
     queries: QueriesConfig = QueriesConfig()
@@ -123,7 +125,20 @@ class OpsConfig(Strict):
                                  f"{', '.join(sorted(known))})")
         if self.restore.region and self.restore.region not in {r.name for r in self.regions}:
             raise ValueError(f"restore.region: {self.restore.region!r} is not one of the configured regions")
+        if self.continuous is not None:
+            for name in self.continuous.databases or []:
+                if engines.get(name) != "sqlite":
+                    raise ValueError(f"continuous.databases: {name!r} is not a declared SQLite database (Litestream "
+                                     f"replicates SQLite; declared: {', '.join(sorted(engines)) or 'none'})")
         return self
+
+    @property
+    def continuous_databases(self) -> list[DatabaseConfig]:
+        """The SQLite databases Litestream replicates (none without a ``continuous`` section)."""
+        if self.continuous is None:
+            return []
+        named = self.continuous.databases
+        return [d for d in self.databases if d.engine == "sqlite" and (named is None or d.name in named)]
 
     @property
     def tz(self) -> ZoneInfo:

@@ -11,13 +11,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ops_project.cli import backups, cache, capacity, demo, exits, queries
+from ops_project.cli import backups, cache, capacity, continuous, demo, exits, queries
 from ops_project.cli.parsing import root
 from ops_project.common.errors import IntegrityError, OpsError, UnknownNameError
 
 DESCRIPTION = """The tools on-call needs when Dagster itself is down: backups (take, list, verify, restore,
-replicate), slow-query analysis, the availability cache in Redis, capacity planning, and the demo database and
-API. The same code as the Dagster assets, without Dagster."""
+replicate, restore to a moment), continuous replication with Litestream, slow-query analysis, the
+availability cache in Redis, capacity planning, and the demo database and API. The same code as the
+Dagster assets, without Dagster."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="configuration file (default: $OPS_CONFIG, else ops.yaml at the repo root)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     with_config = demo.add_parsers(sub) + backups.add_parsers(sub) + queries.add_parsers(sub) + cache.add_parsers(sub) \
-        + capacity.add_parsers(sub)
+        + capacity.add_parsers(sub) + continuous.add_parsers(sub)
     for p in with_config:  # --config is accepted after the command too
         p.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ops_project.cli import exits
 from ops_project.cli.parsing import command, group
 from ops_project.cli.progress import ProgressBar
-from ops_project.common.errors import OpsError
+from ops_project.common.errors import OpsError, UnknownNameError
 
 
 def _clients(args: argparse.Namespace):
@@ -155,10 +156,54 @@ def cmd_replicate(args: argparse.Namespace) -> int:
     return exits.OK
 
 
+def _moment(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise UnknownNameError(f"--at {text!r} is not a moment: use ISO 8601 with its offset, e.g. "
+                               f"2026-11-22T10:42:00Z") from None
+    if at.tzinfo is None:
+        raise UnknownNameError(f"--at {text!r} has no time zone: add Z for UTC or an offset "
+                               f"(2026-11-22T12:42:00+02:00), so that nobody restores to the wrong hour")
+    if at > datetime.now(UTC):
+        raise UnknownNameError(f"--at {text} is in the future")
+    return at
+
+
+def cmd_restore_at(args: argparse.Namespace) -> int:
+    """``backups restore --at``: the continuous replica (Litestream) as it was at a moment."""
+    from ops_project.continuous.litestream import restore
+
+    at = _moment(args.at)
+    if args.backup_id != "latest":
+        raise UnknownNameError("give --at (a moment, from the continuous replica) or --backup-id (a snapshot), "
+                               "not both")
+    cfg = _clients(args).cfg
+    db = cfg.database(args.database)
+    if db.engine != "sqlite":
+        raise OpsError(f"{db.name} is a PostgreSQL database: restoring it to a moment needs WAL archiving, which "
+                       f"this project does not configure yet; restore a snapshot backup instead (`backups list "
+                       f"--database {db.name}`, then `backups restore --database {db.name} --backup-id ID`)")
+    from ops_project.continuous.pitr import integrity
+
+    done = restore(cfg, db, Path(args.to), at=at, region=args.region, force=args.force)
+    found = integrity(done.path)
+    moment = f"{at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    if found != "ok":
+        print(f"error: restored {db.name} as at {moment} from {done.region} to {done.path}, but it FAILED "
+              f"PRAGMA integrity_check ({found}): do not use it; try another region (--region)", file=sys.stderr)
+        return exits.UNTRUSTED
+    print(f"restored {db.name} as it was at {moment} from the continuous replica in {done.region} to {done.path} "
+          f"({done.seconds:.1f}s, PRAGMA integrity_check ok)")
+    return exits.OK
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
     from ops_project.backups.engines.postgres import redact_url
     from ops_project.backups.restore import restore_to_database, restore_to_file
 
+    if args.at:
+        return cmd_restore_at(args)
     clients, db, store, manifest = _locate(args)
     bar = ProgressBar(f"restoring {manifest.backup_id}", args.progress or sys.stderr.isatty())
     identities = _identities(clients, args.identity)
@@ -214,6 +259,8 @@ def add_parsers(sub) -> list[argparse.ArgumentParser]:
     res.add_argument("--to", required=True, help="SQLite: a file path; PostgreSQL: postgresql://user@host/dbname "
                                                  "(give the password through PGPASSWORD or ~/.pgpass, not here)")
     res.add_argument("--force", action="store_true", help="SQLite: replace an existing database file")
+    res.add_argument("--at", help="SQLite: restore as the database was at this moment (ISO 8601 with offset, e.g. "
+                                  "2026-11-22T10:42:00Z), from its continuous replica (Litestream)")
     res.add_argument("--no-privileges", action="store_true",
                      help="PostgreSQL: drop owners and grants (when the roles do not exist where you restore)")
     res.set_defaults(func=cmd_restore)

@@ -1,0 +1,56 @@
+"""Marker rows: the proof of a restore to a moment.
+
+Every ``continuous.marker_seconds`` a row holding the time it was written goes into each continuously protected
+database (table ``_ops_markers``). A restore to a moment T must hold every marker replicated by T and none
+written after T; a healthy replica also advances at least once per marker, so a replica that stops advancing is
+seen even when the application writes nothing. Markers older than the replicas' retention plus a day are pruned.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ops_project.common.errors import OpsError
+
+TABLE = "_ops_markers"
+_CREATE = f"CREATE TABLE IF NOT EXISTS {TABLE} (at TEXT PRIMARY KEY) WITHOUT ROWID"
+
+
+def _text(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def write_marker(path: Path, at: datetime, *, keep_hours: int) -> None:
+    """One marker at ``at`` in the live database, pruning those older than ``keep_hours``; one transaction."""
+    try:
+        con = sqlite3.connect(path, timeout=10, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise OpsError(f"cannot open {path} to write a marker: {exc}") from None
+    try:
+        con.execute(_CREATE)
+        con.execute("BEGIN IMMEDIATE")
+        con.execute(f"INSERT OR REPLACE INTO {TABLE} (at) VALUES (?)", (_text(at),))
+        con.execute(f"DELETE FROM {TABLE} WHERE at < ?", (_text(at - timedelta(hours=keep_hours)),))
+        con.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise OpsError(f"cannot write a marker into {path}: {exc} (a writer holding the database for more "
+                       f"than 10 s?)") from None
+    finally:
+        con.close()
+
+
+def read_markers(path: Path) -> list[datetime]:
+    """The markers a database holds, oldest first (none: the table does not exist)."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        if not con.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (TABLE,)).fetchone():
+            return []
+        return [_parse(at) for (at,) in con.execute(f"SELECT at FROM {TABLE} ORDER BY at")]
+    finally:
+        con.close()

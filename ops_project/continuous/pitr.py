@@ -1,0 +1,102 @@
+"""Proving a restore to a moment: the restored database is whole, holds every marker written up to the moment
+(less the replication delay), and none written after it.
+
+The oracle is the live database's own marker table, read at the time of the test: markers are only ever added
+(and pruned long after the replicas' retention), so the restore to T must hold exactly the live markers up to
+T, give or take the ``slack`` between a commit and its arrival in the region (``sync_interval_seconds`` plus a
+little). A marker restored from after T means the restore went too far; a marker missing from well before T
+means changes were lost.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from ops_project.continuous.markers import read_markers
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    text: str
+
+
+@dataclass(frozen=True)
+class Proof:
+    database: str
+    region: str
+    target: datetime
+    checks: list[Check]
+    newest_restored: datetime | None  # the newest marker in the restore
+    restored_markers: int
+    restore_seconds: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def gap_seconds(self) -> float | None:
+        """How far before the moment the restore's newest marker is: the achieved RPO, within one marker."""
+        return None if self.newest_restored is None else (self.target - self.newest_restored).total_seconds()
+
+
+def integrity(path: Path) -> str:
+    """``PRAGMA integrity_check`` of a file: "ok", or what SQLite found."""
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = [r[0] for r in con.execute("PRAGMA integrity_check(20)")]
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        return f"not a readable SQLite database: {exc}"
+    return "ok" if rows == ["ok"] else "; ".join(rows)
+
+
+def prove(restored: Path, live: list[datetime], target: datetime, *, slack_seconds: float, database: str,
+          region: str, restore_seconds: float, marker_seconds: int) -> Proof:
+    """The checks of one restore to ``target`` against the live markers ``live``."""
+    found = integrity(restored)
+    checks = [Check("integrity", found == "ok", f"PRAGMA integrity_check: {found}")]
+    got = read_markers(restored) if found == "ok" else []
+    have = set(got)
+    later = [m for m in got if m > target]
+    checks.append(Check("nothing_after_the_moment", not later,
+                        "no marker written after the moment" if not later else
+                        f"{len(later)} marker(s) written after {target.isoformat()} are in the restore, the first "
+                        f"at {later[0].isoformat()}: the restore went past the moment asked for"))
+    cutoff = target - timedelta(seconds=slack_seconds)
+    due = [m for m in live if m <= cutoff]  # each existed at the moment: markers are added, and pruned, never changed
+    missing = [m for m in due if m not in have]
+    checks.append(Check("everything_before_the_moment", bool(due) and not missing,
+                        f"all {len(due)} markers written up to {cutoff.isoformat()} are there" if due and not missing
+                        else f"the live database has no marker before {cutoff.isoformat()}: nothing proves this "
+                             f"moment" if not due else
+                        f"{len(missing)} of {len(due)} markers written before {cutoff.isoformat()} are missing, the "
+                        f"first from {missing[0].isoformat()}: changes committed before the moment were lost"))
+    newest = max((m for m in got if m <= target), default=None)
+    if newest is not None:
+        gap = (target - newest).total_seconds()
+        limit = marker_seconds + slack_seconds
+        checks.append(Check("close_to_the_moment", gap <= limit,
+                            f"the newest change restored is {gap:.1f} s before the moment (at most {limit:.0f} s "
+                            f"expected: one marker interval plus the replication delay)"))
+    return Proof(database, region, target, checks, newest, len(got), restore_seconds)
+
+
+def pick_moment(rng: random.Random, *, earliest: datetime, now: datetime, lookback_hours: int,
+                slack_seconds: float, marker_seconds: int) -> datetime | None:
+    """A random moment in the last ``lookback_hours`` that the replica can restore to and the markers can prove
+    (None: the replica is too young to hold one yet)."""
+    start = max(earliest + timedelta(seconds=marker_seconds + slack_seconds), now - timedelta(hours=lookback_hours))
+    end = now - timedelta(seconds=2 * slack_seconds)
+    if end <= start:
+        return None
+    return start + (end - start) * rng.random()

@@ -1,0 +1,95 @@
+"""How far each Litestream replica has got: the current RPO, read from the regions themselves.
+
+A replica's position is when its newest piece (a WAL segment or a snapshot) arrived in the region: the file's
+time in a local region, the object's ``LastModified`` in S3. The data a loss of the live database would cost
+right now is at most ``now - newest``: an upper bound, honest in both directions, because the marker rows
+(``markers.py``) make a healthy replica advance at least once per ``marker_seconds`` even when nobody books.
+
+A region that cannot be listed is *unreachable*: our environment failed, and the replica may be fine. That is
+said as such, never as a stalled replica, and never as healthy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ops_project.common.errors import OpsError
+from ops_project.continuous.litestream import replica_prefix
+
+PIECES = (".wal.lz4", ".snapshot.lz4")
+
+
+@dataclass(frozen=True)
+class Replica:
+    database: str
+    region: str
+    newest: datetime | None = None  # when its newest WAL segment or snapshot arrived
+    oldest_snapshot: datetime | None = None  # the earliest moment it can restore to
+    pieces: int = 0
+    error: str | None = None  # the region could not be listed
+
+
+def read_replica(store, database: str) -> Replica:
+    """The replica of ``database`` in ``store``'s region (one listing of its prefix)."""
+    newest = oldest = None
+    pieces = 0
+    try:
+        for info in store.list(f"{replica_prefix(database)}/generations/"):
+            if not info.key.endswith(PIECES):
+                continue
+            pieces += 1
+            at = datetime.fromtimestamp(info.modified, UTC)
+            newest = at if newest is None or at > newest else newest
+            if info.key.endswith(".snapshot.lz4") and (oldest is None or at < oldest):
+                oldest = at
+    except (OpsError, OSError) as exc:
+        return Replica(database, store.region, error=str(exc))
+    return Replica(database, store.region, newest, oldest, pieces)
+
+
+@dataclass(frozen=True)
+class Finding:
+    database: str
+    region: str
+    status: str  # ok | stalled | never | unreachable
+    age_seconds: float | None  # now - newest: the data at risk, at most
+    over_objective: bool
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and not self.over_objective
+
+
+def assess(replica: Replica, now: datetime, *, stall_seconds: int, objective_seconds: int,
+           marker_seconds: int) -> Finding:
+    """What on-call should read about one replica."""
+    where = f"{replica.database} in {replica.region}"
+    if replica.error is not None:
+        return Finding(replica.database, replica.region, "unreachable", None, False,
+                       f"{where}: could not read the replica (our environment, not the replica): {replica.error}")
+    if replica.newest is None:
+        return Finding(replica.database, replica.region, "never", None, True,
+                       f"{where}: no continuous replica yet: is Litestream running? (`python -m ops_project "
+                       f"continuous run`, or the ops-litestream service)")
+    age = max(0.0, (now - replica.newest).total_seconds())
+    over = age > objective_seconds
+    if age > stall_seconds:
+        return Finding(replica.database, replica.region, "stalled", age, over,
+                       f"{where}: the replica last advanced {age:.0f} s ago although a marker is written every "
+                       f"{marker_seconds} s: Litestream has stopped, or cannot write to {replica.region}")
+    if over:
+        return Finding(replica.database, replica.region, "ok", age, True,
+                       f"{where}: up to {age:.0f} s of changes are not in the replica, over the RPO objective of "
+                       f"{objective_seconds} s")
+    return Finding(replica.database, replica.region, "ok", age, False,
+                   f"{where}: current RPO at most {age:.0f} s")
+
+
+def summary(findings: list[Finding]) -> str:
+    bad = [f for f in findings if not f.ok]
+    if not bad:
+        worst = max((f.age_seconds or 0.0 for f in findings), default=0.0)
+        return f"{len(findings)} replicas advancing; current RPO at most {worst:.0f} s"
+    return "; ".join(f.text for f in bad)

@@ -33,6 +33,7 @@ from ops_project.backups.rpo import fleet_verdict, rpo_table, verified_rpos
 from ops_project.common.checks import Outcome
 from ops_project.common.errors import StorageError
 from ops_project.config import OpsConfig
+from ops_project.continuous.record import verified_to
 from ops_project.notify.rules import REPORTED_BY_CHECKS
 from resources import region_key
 
@@ -165,24 +166,29 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         kinds={"python"},
         op_tags={"ops/kind": "rpo"},
         description=(
-            "For every database, the age of the newest backup that passed restore verification, against the RPO "
-            "objective: the data a restore would lose right now. The age of the last backup taken is shown "
-            "beside it, but it is not the number to trust. One check for the fleet, `rpo`: it fails naming every "
-            "database over its objective (or never verified)."),
+            "For every database, the age of the newest backup that passed restore verification (or, for a "
+            "continuously protected one, of the newest moment a point-in-time restore test proved, when that is "
+            "newer), against the RPO objective: the data a restore would lose right now. The age of the last "
+            "backup taken is shown beside it, but it is not the number to trust. One check for the fleet, `rpo`: "
+            "it fails naming every database over its objective (or never verified)."),
     )
     @guarded
     def verified_rpo_asset(context: AssetExecutionContext):
         ops_cfg = context.resources.ops_config.load()
         stores = [getattr(context.resources, region_key(r.name)).store() for r in ops_cfg.regions]
-        statuses = verified_rpos(stores, database_names(ops_cfg, context.instance), ops_cfg.objectives.rpo_minutes,
-                                 now=datetime.now(UTC),
-                                 joined=joined_at(context.instance) if ops_cfg.discovers else None)
+        names = database_names(ops_cfg, context.instance)
+        protected = [db.name for db in ops_cfg.continuous_databases]
+        statuses = verified_rpos(stores, names, ops_cfg.objectives.rpo_minutes, now=datetime.now(UTC),
+                                 joined=joined_at(context.instance) if ops_cfg.discovers else None,
+                                 pitr=verified_to(stores, protected) if protected else None)
         metadata = {}
         for status in statuses:
             # numbers only where there is one: no -1 for "never verified" (it would plot as a real age)
             if status.verified_age_minutes is not None:
                 metadata[f"{status.database}_verified_age_minutes"] = status.verified_age_minutes
             metadata[f"{status.database}_verified_backup_id"] = status.verified_backup_id or "none verified yet"
+            if status.pitr_age_minutes is not None:
+                metadata[f"{status.database}_point_in_time_age_minutes"] = status.pitr_age_minutes
         verdict = fleet_verdict(statuses)
         metadata["rpo_objective_minutes"] = ops_cfg.objectives.rpo_minutes
         metadata["summary"] = MetadataValue.md(rpo_table(statuses))

@@ -47,33 +47,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return exits.FAILED  # not reached
 
 
-def _findings(cfg):
-    from ops_project.clients import Clients
-    from ops_project.continuous.replicas import assess, read_replica
-
-    clients = Clients(cfg)
-    c, now = cfg.continuous, datetime.now(UTC)
-    out = []
-    for region in cfg.regions:
-        try:
-            store = clients.store(region)
-        except Exception as exc:  # noqa: BLE001 - a region whose credentials are missing is unreachable, said so
-            from ops_project.continuous.replicas import Replica
-
-            replicas = [Replica(db.name, region.name, error=str(exc)) for db in cfg.continuous_databases]
-        else:
-            replicas = [read_replica(store, db.name) for db in cfg.continuous_databases]
-        out += [(r, assess(r, now, stall_seconds=c.stall_seconds, objective_seconds=cfg.objectives.rpo_minutes * 60,
-                           marker_seconds=c.marker_seconds)) for r in replicas]
-    return out
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = _cfg(args)
     from ops_project.continuous.litestream import litestream_config
 
     litestream_config(cfg)  # a clear error when nothing is continuously protected
-    found = _findings(cfg)
+    from ops_project.continuous.replicas import survey
+
+    found = survey(cfg, datetime.now(UTC))
     if args.json:
         print(json.dumps([{"database": f.database, "region": f.region, "status": f.status,
                            "current_rpo_seconds": None if f.age_seconds is None else round(f.age_seconds, 1),

@@ -100,3 +100,54 @@ def pick_moment(rng: random.Random, *, earliest: datetime, now: datetime, lookba
     if end <= start:
         return None
     return start + (end - start) * rng.random()
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """A database's point-in-time restore test: a restore to a random moment and one to the newest position."""
+
+    database: str
+    region: str
+    moment: Proof | None  # None: the replica is too young to hold a provable moment yet
+    newest: Proof
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.newest.passed and (self.moment is None or self.moment.passed)
+
+    @property
+    def verified_to(self) -> datetime | None:
+        """The newest moment this test proved restorable (the verified point of the continuous replica)."""
+        return self.newest.newest_restored if self.passed else None
+
+
+def run_test(cfg, db, store, *, rng: random.Random, now: datetime, scratch: Path,
+             env=None) -> TestResult:
+    """Restore ``db`` from ``store``'s replica to a random moment of the last day and to its newest position,
+    each into ``scratch``, and prove both against the live markers. Raises ``RestoreFailed`` (our environment)
+    when Litestream cannot restore at all."""
+    from ops_project.continuous.litestream import restore
+    from ops_project.continuous.replicas import read_replica
+
+    c = cfg.continuous
+    slack = c.sync_interval_seconds + 2.0
+    replica = read_replica(store, db.name)
+    if replica.error is not None:
+        from ops_project.continuous.litestream import RestoreFailed
+
+        raise RestoreFailed(f"cannot read the continuous replica of {db.name} in {store.region}: {replica.error}")
+    moment, note = None, ""
+    target = pick_moment(rng, earliest=replica.oldest_snapshot, now=now, lookback_hours=24, slack_seconds=slack,
+                         marker_seconds=c.marker_seconds) if replica.oldest_snapshot else None
+    if target is not None:
+        done = restore(cfg, db, scratch / f"{db.name}-moment.db", at=target, region=store.region, force=True, env=env)
+        moment = prove(done.path, read_markers(Path(db.path)), target, slack_seconds=slack, database=db.name,
+                       region=store.region, restore_seconds=done.seconds, marker_seconds=c.marker_seconds)
+    else:
+        note = "the replica is too young to hold a moment the markers can prove; only its newest position was tested"
+    started = datetime.now(tz=now.tzinfo)
+    done = restore(cfg, db, scratch / f"{db.name}-newest.db", region=store.region, force=True, env=env)
+    newest = prove(done.path, read_markers(Path(db.path)), started, slack_seconds=slack, database=db.name,
+                   region=store.region, restore_seconds=done.seconds, marker_seconds=c.marker_seconds)
+    return TestResult(db.name, store.region, moment, newest, note)

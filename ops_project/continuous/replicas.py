@@ -93,3 +93,21 @@ def summary(findings: list[Finding]) -> str:
         worst = max((f.age_seconds or 0.0 for f in findings), default=0.0)
         return f"{len(findings)} replicas advancing; current RPO at most {worst:.0f} s"
     return "; ".join(f.text for f in bad)
+
+
+def survey(cfg, now: datetime) -> list[tuple[Replica, Finding]]:
+    """Every continuous replica of the configuration (``OpsConfig``), read and assessed: one listing per database
+    and region. A region that cannot be opened (its variables unset) is unreachable, said so."""
+    from ops_project.clients import Clients  # noqa: PLC0415 - keeps this module free of the clients' imports
+
+    clients, c, out = Clients(cfg), cfg.continuous, []
+    for region in cfg.regions:
+        try:
+            store = clients.store(region)
+        except OpsError as exc:
+            replicas = [Replica(db.name, region.name, error=str(exc)) for db in cfg.continuous_databases]
+        else:
+            replicas = [read_replica(store, db.name) for db in cfg.continuous_databases]
+        out += [(r, assess(r, now, stall_seconds=c.stall_seconds, objective_seconds=cfg.objectives.rpo_minutes * 60,
+                           marker_seconds=c.marker_seconds)) for r in replicas]
+    return out

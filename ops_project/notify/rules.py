@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 from ops_project.notify.alert import Alert
 
-CRITICAL_ASSETS = {"restore_verification", "verified_rpo", "dr_drill"}
+CRITICAL_ASSETS = {"restore_verification", "verified_rpo", "dr_drill", "continuous_replication",
+                   "point_in_time_restore"}
 # Assets whose failed run says it all (a failed release: which gates, and what the rollback did): their checks
 # do not alert on their own.
 RUN_REPORTED_ASSETS = {"deploy_validation"}

@@ -1,0 +1,188 @@
+"""``continuous_replication`` (check ``current_rpo``) and ``point_in_time_restore`` (check ``point_in_time``):
+Dagster's part of continuous protection. Litestream itself runs under a process supervisor, not in a run
+(``python -m ops_project continuous run``, deploy/systemd/ops-litestream.service); these prove its output."""
+
+import os
+import random
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from assets.guard import guarded
+from ops_project.common.markdown import table
+from ops_project.config import OpsConfig
+from ops_project.continuous.litestream import KEEP, RestoreFailed
+from ops_project.continuous.replicas import assess, read_replica
+from ops_project.notify.rules import REPORTED_BY_CHECKS
+from resources import region_key
+
+REPLICATION_KEY = AssetKey("continuous_replication")
+PITR_KEY = AssetKey("point_in_time_restore")
+CURRENT_RPO_CHECK = "current_rpo"
+PITR_CHECK = "point_in_time"
+
+
+def region_environment(cfg: OpsConfig, resources) -> dict[str, str]:
+    """What Litestream may be given: the basics of this process's environment and the regions' secrets as their
+    resources resolved them (EnvVar)."""
+    env = {k: os.environ[k] for k in (*KEEP, "SSL_CERT_FILE", "SSL_CERT_DIR") if os.environ.get(k)}
+    for region in cfg.regions:
+        res = getattr(resources, region_key(region.name))
+        for var, value in ((region.endpoint_url_env, res.endpoint_url), (region.access_key_id_env, res.access_key_id),
+                           (region.secret_access_key_env, res.secret_access_key)):
+            if var and value:
+                env[var] = value
+    return env
+
+
+def current_findings(cfg: OpsConfig, stores) -> list:
+    """As ``replicas.survey``, through the regions' resources (their EnvVar secrets)."""
+    now, c = datetime.now(UTC), cfg.continuous
+    return [assess(read_replica(store, db.name), now, stall_seconds=c.stall_seconds,
+                   objective_seconds=cfg.objectives.rpo_minutes * 60, marker_seconds=c.marker_seconds)
+            for store in stores for db in cfg.continuous_databases]
+
+
+def _protected(cfg: OpsConfig) -> None:
+    if not cfg.continuous_databases:
+        raise Failure(description=f"{cfg.source}: the continuous section protects no database (continuous.databases "
+                                  f"names none of the declared SQLite databases): nothing to check")
+
+
+def _age(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.0f}"
+
+
+def build_continuous_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
+    if cfg.continuous is None:
+        return []
+    regions = {"ops_config", *(region_key(r.name) for r in cfg.regions)}
+
+    @asset(key=REPLICATION_KEY, required_resource_keys=regions, group_name="continuous", owners=cfg.owners,
+           kinds={"sqlite", "python"}, op_tags={"ops/kind": "rpo"},
+           check_specs=[AssetCheckSpec(CURRENT_RPO_CHECK, asset=REPLICATION_KEY,
+                                       description="every continuous replica is advancing, within the RPO")],
+           description=(
+               "How far Litestream's replica of each continuously protected database has got in each region: "
+               "the current RPO (when its newest WAL segment arrived there), read from the regions themselves. "
+               "Check `current_rpo` fails naming every replica that has stopped advancing, has never started, or "
+               "is over the RPO objective; a region that cannot be read fails the run as our environment's "
+               "failure, with no verdict. Materialized by continuous_replication_sensor when something changes, "
+               "and hourly."))
+    @guarded
+    def continuous_replication(context: AssetExecutionContext):
+        ops_cfg = context.resources.ops_config.load()
+        _protected(ops_cfg)
+        stores = [getattr(context.resources, region_key(r.name)).store() for r in ops_cfg.regions]
+        findings = current_findings(ops_cfg, stores)
+        unreachable = [f for f in findings if f.status == "unreachable"]
+        bad = [f for f in findings if not f.ok and f.status != "unreachable"]
+        metadata = {f"{f.database}_{f.region}_current_rpo_seconds": round(f.age_seconds, 1)
+                    for f in findings if f.age_seconds is not None}
+        metadata["rpo_objective_seconds"] = ops_cfg.objectives.rpo_minutes * 60
+        metadata["summary"] = MetadataValue.md(table(
+            ["database", "region", "status", "current RPO (s, at most)", "ok"],
+            [(f.database, f.region, f.status, _age(f.age_seconds), "yes" if f.ok else "NO") for f in findings]))
+        if unreachable and not bad:
+            raise Failure(description="could not read the continuous replicas (our environment, not a verdict on "
+                                      "them): " + "; ".join(f.text for f in unreachable),
+                          metadata={"outcome": "inconclusive", **metadata})
+        text = "; ".join(f.text for f in bad + unreachable) if bad else \
+            f"{len(findings)} replicas advancing; current RPO at most " \
+            f"{max((f.age_seconds or 0.0) for f in findings):.0f} s"
+        check = AssetCheckResult(asset_key=REPLICATION_KEY, check_name=CURRENT_RPO_CHECK, passed=not bad,
+                                 severity=AssetCheckSeverity.ERROR, description=text[:1000],
+                                 metadata={"replicas": len(findings), "failing": len(bad),
+                                           "unreachable": len(unreachable)})
+        yield MaterializeResult(metadata=metadata, check_results=[check])
+        if bad:
+            raise Failure(description=text, metadata={REPORTED_BY_CHECKS: True})
+
+    @asset(key=PITR_KEY, required_resource_keys=regions, group_name="continuous", owners=cfg.owners,
+           kinds={"sqlite", "python"}, op_tags={"ops/kind": "restore"},
+           check_specs=[AssetCheckSpec(PITR_CHECK, asset=PITR_KEY,
+                                       description="a restore to a random moment, and to the newest position, "
+                                                   "holds exactly the changes made by then")],
+           description=(
+               "The point-in-time restore test: for each continuously protected database, Litestream restores "
+               "its replica in the restore region to a random moment of the last day, and to its newest "
+               "position, into scratch. Each restore must pass PRAGMA integrity_check, hold every marker row "
+               "written up to the moment (less the replication delay) and none written after it. A passed test "
+               "moves the database's verified point in time forward (verified_rpo counts the better of it and "
+               "the verified snapshot)."))
+    @guarded
+    def point_in_time_restore(context: AssetExecutionContext):
+        from ops_project.continuous.pitr import run_test
+        from ops_project.continuous.record import record
+
+        ops_cfg = context.resources.ops_config.load()
+        _protected(ops_cfg)
+        region = ops_cfg.restore_region
+        store = getattr(context.resources, region_key(region.name)).store()
+        env = region_environment(ops_cfg, context.resources)
+        rng = random.Random()
+        scratch = Path(tempfile.mkdtemp(prefix="ops-pitr-", dir=ops_cfg.restore.scratch_dir))
+        results, trouble = [], []
+        try:
+            for db in ops_cfg.continuous_databases:
+                now = datetime.now(UTC)
+                try:
+                    result = run_test(ops_cfg, db, store, rng=rng, now=now, scratch=scratch, env=env)
+                except RestoreFailed as exc:
+                    trouble.append(str(exc))
+                    continue
+                finally:
+                    for leftover in scratch.iterdir():
+                        leftover.unlink(missing_ok=True)
+                record(store, result, tested_at=now)
+                results.append(result)
+                context.log.info(f"{db.name}: point-in-time restore test {'passed' if result.passed else 'FAILED'}"
+                                 f" from {region.name}")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        rows, failed = [], []
+        metadata: dict = {"region": region.name}
+        for r in results:
+            for kind, proof in (("moment", r.moment), ("newest", r.newest)):
+                if proof is None:
+                    rows.append((r.database, kind, "-", "-", "-", r.note))
+                    continue
+                bad = [c for c in proof.checks if not c.passed]
+                failed += [f"{r.database} ({kind} {proof.target:%Y-%m-%dT%H:%M:%SZ}): {c.name}: {c.text}"
+                           for c in bad]
+                rows.append((r.database, kind, f"{proof.target:%Y-%m-%dT%H:%M:%SZ}", _age(proof.gap_seconds),
+                             f"{proof.restore_seconds:.1f}", "passed" if not bad else "FAILED"))
+            if r.moment is not None and r.moment.gap_seconds is not None:
+                metadata[f"{r.database}_achieved_rpo_seconds"] = round(r.moment.gap_seconds, 1)
+            if r.verified_to is not None:
+                metadata[f"{r.database}_verified_to"] = r.verified_to.isoformat(timespec="seconds")
+        metadata["summary"] = MetadataValue.md(table(
+            ["database", "restore to", "moment", "newest change before it (s)", "restore (s)", "verdict"], rows))
+        if trouble and not failed:
+            raise Failure(description="could not run the point-in-time restore test (our environment, not a verdict "
+                                      "on the replicas): " + "; ".join(trouble),
+                          metadata={"outcome": "inconclusive", **metadata})
+        text = "; ".join([*failed, *trouble]) if failed else \
+            f"{len(results)} database(s) restored to a moment and to their newest position, every change accounted"
+        check = AssetCheckResult(asset_key=PITR_KEY, check_name=PITR_CHECK, passed=not failed,
+                                 severity=AssetCheckSeverity.ERROR, description=text[:1000],
+                                 metadata={"databases": len(results), "failed": len(failed)})
+        yield MaterializeResult(metadata=metadata, check_results=[check])
+        if failed:
+            raise Failure(description=text, metadata={REPORTED_BY_CHECKS: True})
+
+    return [continuous_replication, point_in_time_restore]

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from hashlib import sha256
 from pathlib import Path
 
@@ -158,7 +158,12 @@ def restore(cfg, db: DatabaseConfig, to: Path, *, at: datetime | None = None, re
         out = work / to.name
         argv = [binary(), "restore", "-config", str(config), "-replica", region_cfg.name, "-o", str(out)]
         if at is not None:
-            argv += ["-timestamp", at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")]
+            # Litestream picks the WAL segments that arrived by the moment, by their time in the region. S3 gives
+            # whole seconds: a segment stored at 10:42:00.8 reads as 10:42:00 and may hold commits after a
+            # moment of 10:42:00.5. One second earlier, nothing after the moment is ever restored (restoring to
+            # just before a bad statement must not bring the statement back).
+            asked = at - timedelta(seconds=1) if region_cfg.kind == "s3" else at
+            argv += ["-timestamp", asked.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")]
         argv.append(str(Path(db.path).resolve()))
         started = time.monotonic()
         run_env = environment(cfg, env)

@@ -67,7 +67,7 @@ def test_the_production_instance_runs_on_postgresql(scratch_pg, tmp_path, monkey
 def test_the_units_name_files_that_exist_and_hold_no_secret():
     units = sorted((REPO / "deploy" / "systemd").glob("*.service"))
     assert {u.name for u in units} == {"ops-code-server.service", "ops-webserver.service", "ops-daemon.service",
-                                       "ops-celery-worker@.service"}
+                                       "ops-celery-worker@.service", "ops-litestream.service"}
     for unit in units:
         text = unit.read_text()
         assert "EnvironmentFile=/etc/ops_project/ops.env" in text

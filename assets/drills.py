@@ -51,7 +51,7 @@ def scenario_numbers(summary, report) -> dict:
 
 def build_drill_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
     survivors = [r.name for r in cfg.secondaries]
-    scenarios = list(cfg.drills.scenarios)
+    scenarios = cfg.drill_scenarios
 
     @asset(
         key=DRILL_KEY,

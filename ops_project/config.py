@@ -125,12 +125,23 @@ class OpsConfig(Strict):
                                  f"{', '.join(sorted(known))})")
         if self.restore.region and self.restore.region not in {r.name for r in self.regions}:
             raise ValueError(f"restore.region: {self.restore.region!r} is not one of the configured regions")
+        if "point_in_time" in (self.drills.scenarios or []) and not self.continuous_databases:
+            raise ValueError("drills.scenarios: point_in_time needs a continuous section that protects a database")
         if self.continuous is not None:
             for name in self.continuous.databases or []:
                 if engines.get(name) != "sqlite":
                     raise ValueError(f"continuous.databases: {name!r} is not a declared SQLite database (Litestream "
                                      f"replicates SQLite; declared: {', '.join(sorted(engines)) or 'none'})")
         return self
+
+    @property
+    def drill_scenarios(self) -> list[str]:
+        """The DR drill's scenarios: as configured, else the snapshot ones and, with continuous protection,
+        ``point_in_time``."""
+        if self.drills.scenarios is not None:
+            return list(self.drills.scenarios)
+        return ["region_loss", "corrupt_latest", "database_loss",
+                *(["point_in_time"] if self.continuous_databases else [])]
 
     @property
     def continuous_databases(self) -> list[DatabaseConfig]:

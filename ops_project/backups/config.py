@@ -68,8 +68,8 @@ class RestoreConfig(Strict):
 class DrillConfig(Strict):
     cron: str = "0 2 * * 0"  # weekly, Sunday 02:00 in the configured time zone
     start: datetime | None = None  # default: where the backup history starts
-    scenarios: list[Literal["region_loss", "corrupt_latest", "database_loss"]] = [
-        "region_loss", "corrupt_latest", "database_loss"]
+    # default: the three snapshot scenarios, and point_in_time when a continuous section protects a database
+    scenarios: list[Literal["region_loss", "corrupt_latest", "database_loss", "point_in_time"]] | None = None
 
     @field_validator("cron")
     @classmethod

@@ -6,6 +6,10 @@ Scenarios:
                   back to the previous good backup; the achieved RPO shows the loss.
   database_loss   the live database is gone: restore into a fresh location and run the read
                   queries the application depends on.
+  point_in_time   the live database is gone now (continuously protected SQLite databases): restore
+                  its Litestream replica from a surviving region to the newest moment it holds, prove
+                  it with the marker rows, and run the application's read queries; the achieved RPO
+                  is how far before the disaster the newest restored change is, in minutes.
 
 A drill never touches the live database or the primary region: it reads secondary regions,
 works on copies in scratch space, and writes only its report, under ``drills/`` in the DR region.
@@ -40,7 +44,7 @@ from ops_project.config import OpsConfig
 from ops_project.storage import ObjectStore
 from ops_project.storage.local import LocalStore
 
-SCENARIOS = ("region_loss", "corrupt_latest", "database_loss")
+SCENARIOS = ("region_loss", "corrupt_latest", "database_loss", "point_in_time")
 
 # Read queries the booking application depends on (run only where their tables exist).
 APP_QUERIES = [
@@ -303,14 +307,51 @@ def _restore_and_query_postgres(ctx: DrillContext, db: DatabaseConfig, dump: Pat
             return _run_queries(lambda q: con.execute(q).fetchall(), tables)
 
 
-RUNNERS = {"region_loss": region_loss, "corrupt_latest": corrupt_latest, "database_loss": database_loss}
+def point_in_time(ctx: DrillContext, db: DatabaseConfig) -> ScenarioResult:
+    from ops_project.continuous.litestream import restore  # noqa: PLC0415 - only this scenario needs Litestream
+    from ops_project.continuous.markers import read_markers  # noqa: PLC0415
+    from ops_project.continuous.pitr import prove  # noqa: PLC0415
+
+    result = ScenarioResult("point_in_time", db.name, False)
+    order = [ctx.cfg.restore_region.name, *(n for n in ctx.stores if n != ctx.cfg.restore_region.name)]
+    region = next((name for name in order if name in ctx.stores), None)
+    if region is None:
+        result.notes.append("no secondary region is configured: losing the primary loses the replica too")
+        return result
+    result.region = region
+    disaster = ctx.now()
+    t = time.perf_counter()
+    with scratch_directory("drill", ctx.scratch_dir) as tmp:
+        done = restore(ctx.cfg, db, Path(tmp) / "fresh.sqlite", region=region)
+        c = ctx.cfg.continuous
+        proof = prove(done.path, read_markers(Path(db.path)), disaster, slack_seconds=c.sync_interval_seconds + 2.0,
+                      database=db.name, region=region, restore_seconds=done.seconds, marker_seconds=c.marker_seconds)
+        con = sqlite3.connect(done.path)  # a scratch copy
+        try:
+            tables, _columns = sqlite_engine.tables_and_columns(con)
+            result.notes += _run_queries(lambda q: con.execute(q).fetchall(), tables - {"_ops_markers"})
+        finally:
+            con.close()
+    result.rto_seconds = round(time.perf_counter() - t, 3)
+    if proof.gap_seconds is not None:
+        result.rpo_minutes = round(max(0.0, proof.gap_seconds) / 60, 2)
+    failed = [f"{c.name}: {c.text}" for c in proof.checks if not c.passed]
+    result.notes += failed or [f"restored to {proof.newest_restored:%H:%M:%SZ}, the newest change the replica held"]
+    return _judge(ctx, result, not failed)
+
+
+RUNNERS = {"region_loss": region_loss, "corrupt_latest": corrupt_latest, "database_loss": database_loss,
+           "point_in_time": point_in_time}
 
 
 def run_drill(ctx: DrillContext, drill_id: str, scenarios: list[str] | None = None) -> DrillReport:
     started = ctx.now().isoformat()
     results = []
-    for scenario in scenarios or list(ctx.cfg.drills.scenarios):
+    protected = {db.name for db in ctx.cfg.continuous_databases}
+    for scenario in scenarios or ctx.cfg.drill_scenarios:
         for db in fleet.of(ctx.cfg).databases:  # the declared databases and the tenants found now
+            if scenario == "point_in_time" and db.name not in protected:
+                continue  # only continuously protected databases have a replica to restore to a moment
             try:
                 results.append(RUNNERS[scenario](ctx, db))
             except (OpsError, OSError, sqlite3.Error, psycopg.Error) as exc:  # one scenario's failure, reported

@@ -11,11 +11,17 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 from ops_project.common.errors import OpsError
 
 TABLE = "_ops_markers"
 _CREATE = f"CREATE TABLE IF NOT EXISTS {TABLE} (at TEXT PRIMARY KEY) WITHOUT ROWID"
+
+
+def sqlite_uri(path: Path, mode: str) -> str:
+    """An SQLite URI for the file (``?``, ``#`` and ``%`` in a path escaped)."""
+    return f"file:{quote(str(Path(path).resolve()))}?mode={mode}"
 
 
 def _text(at: datetime) -> str:
@@ -28,10 +34,10 @@ def _parse(text: str) -> datetime:
 
 def write_marker(path: Path, at: datetime, *, keep_hours: int) -> None:
     """One marker at ``at`` in the live database, pruning those older than ``keep_hours``; one transaction."""
-    try:
-        con = sqlite3.connect(path, timeout=10, isolation_level=None)
+    try:  # mode=rw: a database that is not there is an error, never a new empty file in its place
+        con = sqlite3.connect(sqlite_uri(path, "rw"), uri=True, timeout=10, isolation_level=None)
     except sqlite3.Error as exc:
-        raise OpsError(f"cannot open {path} to write a marker: {exc}") from None
+        raise OpsError(f"cannot open {path} to write a marker: {exc} (is the database there?)") from None
     try:
         con.execute(_CREATE)
         con.execute("BEGIN IMMEDIATE")
@@ -47,7 +53,7 @@ def write_marker(path: Path, at: datetime, *, keep_hours: int) -> None:
 
 def read_markers(path: Path) -> list[datetime]:
     """The markers a database holds, oldest first (none: the table does not exist)."""
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    con = sqlite3.connect(sqlite_uri(path, "ro"), uri=True)
     try:
         if not con.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (TABLE,)).fetchone():
             return []

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ops_project.continuous.markers import read_markers
+from ops_project.continuous.markers import read_markers, sqlite_uri
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Proof:
 def integrity(path: Path) -> str:
     """``PRAGMA integrity_check`` of a file: "ok", or what SQLite found."""
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = sqlite3.connect(sqlite_uri(path, "ro"), uri=True)
         try:
             rows = [r[0] for r in con.execute("PRAGMA integrity_check(20)")]
         finally:

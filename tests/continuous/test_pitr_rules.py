@@ -69,6 +69,16 @@ def test_markers_are_pruned_past_their_hours_and_read_oldest_first(tmp_path):
     assert read_markers(path) == [T0 + timedelta(hours=5), T0 + timedelta(hours=6)]
 
 
+def test_a_marker_is_never_written_into_a_database_that_is_not_there(tmp_path):
+    import pytest
+
+    from ops_project.common.errors import OpsError
+
+    with pytest.raises(OpsError, match="is the database there"):
+        write_marker(tmp_path / "gone.db", T0, keep_hours=1)
+    assert not (tmp_path / "gone.db").exists()
+
+
 def test_the_moment_is_in_the_last_day_and_provable():
     rng = random.Random(3)
     now = T0 + timedelta(days=3)

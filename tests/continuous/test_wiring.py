@@ -13,6 +13,7 @@ import pytest
 from dagster import build_sensor_context
 
 from assets.continuous import CURRENT_RPO_CHECK, PITR_CHECK
+from ops_project.backups.drills import DrillContext, run_drill
 from ops_project.clients import Clients
 from ops_project.config import load_config
 from ops_project.continuous.markers import read_markers, write_marker
@@ -101,21 +102,29 @@ def test_the_point_in_time_restore_test_passes_and_the_verified_rpo_counts_it(pr
         try:
             time.sleep(16)  # long enough that a moment between the first snapshot and now can be proven
             result = defs.resolve_job_def("point_in_time_restore_job").execute_in_process(instance=home_instance)
+            assert result.success
+            check = _check(result, PITR_CHECK)
+            assert check.passed, check.description
+            (mat,) = result.asset_materializations_for_node("point_in_time_restore")
+            assert "booking_achieved_rpo_seconds" in mat.metadata  # a moment was tested, not only the newest
+            assert mat.metadata["booking_achieved_rpo_seconds"].value <= 5 + 3
+            stores = [Clients(cfg).store(r) for r in cfg.regions]
+            proven = verified_to(stores, ["booking"])["booking"]
+            assert (datetime.now(UTC) - proven).total_seconds() < 60
+            # no snapshot backup was ever verified: without the point in time this database breaches its RPO
+            rpo = defs.resolve_job_def("verified_rpo_job").execute_in_process(instance=home_instance)
+            assert rpo.success and _check(rpo, "rpo").passed
+            (rmat,) = rpo.asset_materializations_for_node("verified_rpo")
+            assert rmat.metadata["booking_point_in_time_age_minutes"].value < 1
+            assert rmat.metadata["booking_verified_backup_id"].value == "none verified yet"
+            # the DR drill's point_in_time scenario: the live database lost now, restored from a surviving region
+            assert cfg.drill_scenarios[-1] == "point_in_time"
+            report = run_drill(DrillContext(cfg, {r.name: Clients(cfg).store(r) for r in cfg.secondaries}), "w",
+                               ["point_in_time"])
+            (drilled,) = report.results
+            assert drilled.passed, drilled.notes
+            assert drilled.region == "eu-west-1" and 0 <= drilled.rpo_minutes < 1  # minutes, not hours
+            assert any("list a tenant's services" in n for n in drilled.notes)  # the application's queries ran
         finally:
             stop.set()
             marker.join()
-    assert result.success
-    check = _check(result, PITR_CHECK)
-    assert check.passed, check.description
-    (mat,) = result.asset_materializations_for_node("point_in_time_restore")
-    assert "booking_achieved_rpo_seconds" in mat.metadata  # the moment was tested, not only the newest position
-    assert mat.metadata["booking_achieved_rpo_seconds"].value <= 5 + 3
-    stores = [Clients(cfg).store(r) for r in cfg.regions]
-    proven = verified_to(stores, ["booking"])["booking"]
-    assert (datetime.now(UTC) - proven).total_seconds() < 60
-    # no snapshot backup has ever been verified: without the point in time this database breaches its RPO
-    rpo = defs.resolve_job_def("verified_rpo_job").execute_in_process(instance=home_instance)
-    assert rpo.success and _check(rpo, "rpo").passed
-    (rmat,) = rpo.asset_materializations_for_node("verified_rpo")
-    assert rmat.metadata["booking_point_in_time_age_minutes"].value < 1
-    assert rmat.metadata["booking_verified_backup_id"].value == "none verified yet"

@@ -44,13 +44,14 @@ def test_shipped_code_location_loads_and_everything_resolves():
     schedules = {s.name: s for s in repo.schedule_defs}
     assert set(schedules) == {"backup_schedule", "backup_retention_schedule", "verified_rpo_schedule",
                               "dr_drill_schedule", "slow_query_schedule", "cache_warmup_schedule",
-                              "capacity_report_schedule", "capacity_metrics_schedule"}
+                              "capacity_report_schedule", "capacity_metrics_schedule",
+                              "point_in_time_restore_schedule"}
     for s in schedules.values():
         assert s.execution_timezone == "Africa/Johannesburg"
         assert s.job_name in jobs
     sensors = {s.name: s for s in repo.sensor_defs}
     assert set(sensors) == {"release_tag_sensor", "ops_run_failure_sensor", "ops_check_failure_sensor",
-                            "cache_after_release_sensor"}
+                            "cache_after_release_sensor", "continuous_replication_sensor"}
     assert sensors["release_tag_sensor"].job_name == "deploy_validation_job"
     assert sensors["release_tag_sensor"].minimum_interval_seconds == 60
     graph = defs.resolve_asset_graph()

@@ -23,15 +23,18 @@ from dagster import (
 )
 
 from assets.guard import guarded
+from ops_project.backups.restore import NoBackupError
 from ops_project.common.markdown import table
 from ops_project.config import OpsConfig
 from ops_project.continuous.litestream import KEEP, RestoreFailed
-from ops_project.continuous.replicas import assess, read_replica
+from ops_project.continuous.pgbackrest import ArchiveFailed
+from ops_project.continuous.replicas import judge_replica, read_protected
 from ops_project.notify.rules import REPORTED_BY_CHECKS
 from resources import region_key
 
 REPLICATION_KEY = AssetKey("continuous_replication")
 PITR_KEY = AssetKey("point_in_time_restore")
+BASE_BACKUP_KEY = AssetKey("continuous_base_backup")
 CURRENT_RPO_CHECK = "current_rpo"
 PITR_CHECK = "point_in_time"
 
@@ -51,16 +54,30 @@ def region_environment(cfg: OpsConfig, resources) -> dict[str, str]:
 
 def current_findings(cfg: OpsConfig, stores) -> list:
     """As ``replicas.survey``, through the regions' resources (their EnvVar secrets)."""
-    now, c = datetime.now(UTC), cfg.continuous
-    return [assess(read_replica(store, db.name), now, stall_seconds=c.stall_seconds,
-                   objective_seconds=cfg.objectives.rpo_minutes * 60, marker_seconds=c.marker_seconds)
-            for store in stores for db in cfg.continuous_databases]
+    now = datetime.now(UTC)
+    return [judge_replica(cfg, db, read_protected(store, db), now)
+            for store in stores for db in cfg.continuous_protected]
 
 
 def _protected(cfg: OpsConfig) -> None:
-    if not cfg.continuous_databases:
+    if not cfg.continuous_protected:
         raise Failure(description=f"{cfg.source}: the continuous section protects no database (continuous.databases "
-                                  f"names none of the declared SQLite databases): nothing to check")
+                                  f"names none of the declared SQLite databases, continuous.postgres none of the "
+                                  f"PostgreSQL ones): nothing to check")
+
+
+def _kinds(cfg: OpsConfig) -> set[str]:
+    return {"python", *(db.engine for db in cfg.continuous_protected)} if cfg.continuous_protected else {"python"}
+
+
+def _test_one(cfg: OpsConfig, db, store, resources, *, rng, now, scratch: Path, env):
+    """One database's point-in-time restore test, by its engine."""
+    from ops_project.continuous.pitr import run_test, run_test_pg
+
+    if db.engine == "postgres":
+        return run_test_pg(cfg, db, resources.databases.prepare(db.name), store, rng=rng, now=now, scratch=scratch,
+                           env=env)
+    return run_test(cfg, db, store, rng=rng, now=now, scratch=scratch, env=env)
 
 
 def _age(seconds: float | None) -> str:
@@ -70,15 +87,16 @@ def _age(seconds: float | None) -> str:
 def build_continuous_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
     if cfg.continuous is None:
         return []
-    regions = {"ops_config", *(region_key(r.name) for r in cfg.regions)}
+    regions = {"ops_config", "databases", *(region_key(r.name) for r in cfg.regions)}
 
     @asset(key=REPLICATION_KEY, required_resource_keys=regions, group_name="continuous", owners=cfg.owners,
-           kinds={"sqlite", "python"}, op_tags={"ops/kind": "rpo"},
+           kinds=_kinds(cfg), op_tags={"ops/kind": "rpo"},
            check_specs=[AssetCheckSpec(CURRENT_RPO_CHECK, asset=REPLICATION_KEY,
                                        description="every continuous replica is advancing, within the RPO")],
            description=(
-               "How far Litestream's replica of each continuously protected database has got in each region: "
-               "the current RPO (when its newest WAL segment arrived there), read from the regions themselves. "
+               "How far Litestream's replica of each continuously protected SQLite database has got in each region, "
+               "and of pgBackRest's WAL archive of each PostgreSQL cluster: the current RPO (when its newest WAL "
+               "segment arrived there), read from the regions themselves. "
                "Check `current_rpo` fails naming every replica that has stopped advancing, has never started, or "
                "is over the RPO objective; a region that cannot be read fails the run as our environment's "
                "failure, with no verdict. Materialized by continuous_replication_sensor when something changes, "
@@ -113,20 +131,21 @@ def build_continuous_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             raise Failure(description=text, metadata={REPORTED_BY_CHECKS: True})
 
     @asset(key=PITR_KEY, required_resource_keys=regions, group_name="continuous", owners=cfg.owners,
-           kinds={"sqlite", "python"}, op_tags={"ops/kind": "restore"},
+           kinds=_kinds(cfg), op_tags={"ops/kind": "restore"},
            check_specs=[AssetCheckSpec(PITR_CHECK, asset=PITR_KEY,
                                        description="a restore to a random moment, and to the newest position, "
                                                    "holds exactly the changes made by then")],
            description=(
-               "The point-in-time restore test: for each continuously protected database, Litestream restores "
-               "its replica in the restore region to a random moment of the last day, and to its newest "
-               "position, into scratch. Each restore must pass PRAGMA integrity_check, hold every marker row "
+               "The point-in-time restore test: for each continuously protected database, Litestream (SQLite) or "
+               "pgBackRest (PostgreSQL, the whole cluster, started on a socket of its own) restores it from the "
+               "restore region to a random moment of the last day, and to its newest position, into scratch. "
+               "Each restore must be whole (PRAGMA integrity_check; a recovered, promoted server whose every "
+               "table reads to the end), hold every marker row "
                "written up to the moment (less the replication delay) and none written after it. A passed test "
                "moves the database's verified point in time forward (verified_rpo counts the better of it and "
                "the verified snapshot)."))
     @guarded
     def point_in_time_restore(context: AssetExecutionContext):
-        from ops_project.continuous.pitr import run_test
         from ops_project.continuous.record import record
 
         ops_cfg = context.resources.ops_config.load()
@@ -136,25 +155,33 @@ def build_continuous_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         env = region_environment(ops_cfg, context.resources)
         rng = random.Random()
         scratch = Path(tempfile.mkdtemp(prefix="ops-pitr-", dir=ops_cfg.restore.scratch_dir))
-        results, trouble = [], []
+        scratch.chmod(0o711)  # a restored PostgreSQL cluster below it belongs to the cluster's owner
+        results, trouble, failed = [], [], []
         try:
-            for db in ops_cfg.continuous_databases:
+            for db in ops_cfg.continuous_protected:
                 now = datetime.now(UTC)
                 try:
-                    result = run_test(ops_cfg, db, store, rng=rng, now=now, scratch=scratch, env=env)
-                except RestoreFailed as exc:
+                    result = _test_one(ops_cfg, db, store, context.resources, rng=rng, now=now, scratch=scratch,
+                                       env=env)
+                except (RestoreFailed, ArchiveFailed) as exc:
                     trouble.append(str(exc))
+                    continue
+                except NoBackupError as exc:  # the continuous copy cannot restore at all: a verdict on it
+                    failed.append(f"{db.name}: {exc}")
                     continue
                 finally:
                     for leftover in scratch.iterdir():
-                        leftover.unlink(missing_ok=True)
+                        if leftover.is_dir():
+                            shutil.rmtree(leftover, ignore_errors=True)
+                        else:
+                            leftover.unlink(missing_ok=True)
                 record(store, result, tested_at=now)
                 results.append(result)
                 context.log.info(f"{db.name}: point-in-time restore test {'passed' if result.passed else 'FAILED'}"
                                  f" from {region.name}")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        rows, failed = [], []
+        rows = []
         metadata: dict = {"region": region.name}
         for r in results:
             for kind, proof in (("moment", r.moment), ("newest", r.newest)):
@@ -185,4 +212,37 @@ def build_continuous_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         if failed:
             raise Failure(description=text, metadata={REPORTED_BY_CHECKS: True})
 
-    return [continuous_replication, point_in_time_restore]
+    return [continuous_replication, point_in_time_restore, *_base_backup_assets(cfg, regions)]
+
+
+def _base_backup_assets(cfg: OpsConfig, resource_keys: set[str]) -> list[AssetsDefinition]:
+    if not cfg.continuous_postgres:
+        return []
+
+    @asset(key=BASE_BACKUP_KEY, required_resource_keys=resource_keys, group_name="continuous", owners=cfg.owners,
+           kinds={"postgres", "python"}, op_tags={"ops/kind": "backup"},
+           description=(
+               "A full pgBackRest backup of each WAL-archived PostgreSQL cluster into every region (older ones "
+               "expire per continuous.base_backups_kept, with the WAL only they needed). A restore to a moment "
+               "starts from the newest full backup before it and replays the archived WAL. It runs on the "
+               "database host, as the cluster's owner."))
+    @guarded
+    def continuous_base_backup(context: AssetExecutionContext):
+        from ops_project.continuous.pgbackrest import base_backup
+
+        ops_cfg = context.resources.ops_config.load()
+        env = region_environment(ops_cfg, context.resources)
+        done, trouble = [], []
+        for db in ops_cfg.continuous_postgres:
+            try:
+                done += base_backup(ops_cfg, db.name, env=env)
+            except ArchiveFailed as exc:
+                trouble.append(str(exc))
+        rows = [(b.database, b.region, b.label, f"{b.seconds:.1f}") for b in done]
+        metadata = {"summary": MetadataValue.md(table(["database", "region", "full backup", "seconds"], rows)),
+                    **{f"{b.database}_{b.region}_label": b.label for b in done}}
+        if trouble:
+            raise Failure(description="; ".join(trouble), metadata=metadata)
+        return MaterializeResult(metadata=metadata)
+
+    return [continuous_base_backup]

@@ -177,7 +177,7 @@ def build_verification_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         ops_cfg = context.resources.ops_config.load()
         stores = [getattr(context.resources, region_key(r.name)).store() for r in ops_cfg.regions]
         names = database_names(ops_cfg, context.instance)
-        protected = [db.name for db in ops_cfg.continuous_databases]
+        protected = [db.name for db in ops_cfg.continuous_protected]
         statuses = verified_rpos(stores, names, ops_cfg.objectives.rpo_minutes, now=datetime.now(UTC),
                                  joined=joined_at(context.instance) if ops_cfg.discovers else None,
                                  pitr=verified_to(stores, protected) if protected else None)

@@ -1,8 +1,9 @@
-"""``continuous_rpo_job`` and ``point_in_time_restore_job``: continuous protection's two proofs."""
+"""``continuous_rpo_job`` and ``point_in_time_restore_job``: continuous protection's two proofs; with WAL-archived
+PostgreSQL clusters, ``continuous_base_backup_job`` too."""
 
 from dagster import AssetSelection, define_asset_job
 
-from assets.continuous import PITR_KEY, REPLICATION_KEY
+from assets.continuous import BASE_BACKUP_KEY, PITR_KEY, REPLICATION_KEY
 from ops_project.config import OpsConfig
 
 
@@ -17,4 +18,8 @@ def build_continuous_jobs(cfg: OpsConfig) -> list:
                          tags={"ops/kind": "restore"},
                          description="Restore each continuous replica to a random moment and to its newest "
                                      "position, and prove both."),
+        *([define_asset_job("continuous_base_backup_job", selection=AssetSelection.assets(BASE_BACKUP_KEY),
+                            tags={"ops/kind": "backup"},
+                            description="A full pgBackRest backup of each WAL-archived PostgreSQL cluster into "
+                                        "every region.")] if cfg.continuous_postgres else []),
     ]

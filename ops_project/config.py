@@ -125,13 +125,17 @@ class OpsConfig(Strict):
                                  f"{', '.join(sorted(known))})")
         if self.restore.region and self.restore.region not in {r.name for r in self.regions}:
             raise ValueError(f"restore.region: {self.restore.region!r} is not one of the configured regions")
-        if "point_in_time" in (self.drills.scenarios or []) and not self.continuous_databases:
+        if "point_in_time" in (self.drills.scenarios or []) and not self.continuous_protected:
             raise ValueError("drills.scenarios: point_in_time needs a continuous section that protects a database")
         if self.continuous is not None:
             for name in self.continuous.databases or []:
                 if engines.get(name) != "sqlite":
                     raise ValueError(f"continuous.databases: {name!r} is not a declared SQLite database (Litestream "
                                      f"replicates SQLite; declared: {', '.join(sorted(engines)) or 'none'})")
+            for name in self.continuous.postgres:
+                if engines.get(name) != "postgres":
+                    raise ValueError(f"continuous.postgres: {name!r} is not a declared PostgreSQL database (pgBackRest "
+                                     f"archives PostgreSQL; declared: {', '.join(sorted(engines)) or 'none'})")
         return self
 
     @property
@@ -141,7 +145,7 @@ class OpsConfig(Strict):
         if self.drills.scenarios is not None:
             return list(self.drills.scenarios)
         return ["region_loss", "corrupt_latest", "database_loss",
-                *(["point_in_time"] if self.continuous_databases else [])]
+                *(["point_in_time"] if self.continuous_protected else [])]
 
     @property
     def continuous_databases(self) -> list[DatabaseConfig]:
@@ -150,6 +154,18 @@ class OpsConfig(Strict):
             return []
         named = self.continuous.databases
         return [d for d in self.databases if d.engine == "sqlite" and (named is None or d.name in named)]
+
+    @property
+    def continuous_postgres(self) -> list[DatabaseConfig]:
+        """The PostgreSQL databases whose cluster archives its WAL with pgBackRest (``continuous.postgres``)."""
+        if self.continuous is None:
+            return []
+        return [d for d in self.databases if d.engine == "postgres" and d.name in self.continuous.postgres]
+
+    @property
+    def continuous_protected(self) -> list[DatabaseConfig]:
+        """Every continuously protected database: Litestream's SQLite ones, then pgBackRest's PostgreSQL ones."""
+        return [*self.continuous_databases, *self.continuous_postgres]
 
     @property
     def tz(self) -> ZoneInfo:
@@ -257,6 +273,15 @@ def _resolve_paths(raw: dict, base: Path) -> None:
             fix(raw[section], "scratch_dir")
     if isinstance(raw.get("alerts"), dict):
         fix(raw["alerts"], "state_dir")
+    continuous = raw.get("continuous")
+    if isinstance(continuous, dict):
+        continuous.setdefault("pgbackrest_dir", ".ops/pgbackrest")
+        fix(continuous, "pgbackrest_dir")
+        for cluster in (continuous.get("postgres") or {}).values() if isinstance(continuous.get("postgres"), dict) \
+                else []:
+            if isinstance(cluster, dict):
+                for key in ("data_directory", "socket_dir", "bin_dir"):
+                    fix(cluster, key)
     queries = raw.get("queries")
     for source in (queries.get("sources") or []) if isinstance(queries, dict) else []:
         if isinstance(source, dict) and isinstance(source.get("paths"), list):

@@ -47,7 +47,7 @@ def build_definitions(cfg: OpsConfig) -> Definitions:
     query_job = build_query_job(cfg) if analysed_databases(cfg) else None
     cache_job = build_cache_job() if cfg.cache else None
     capacity_jobs = build_capacity_jobs(cfg)
-    continuous_jobs = build_continuous_jobs(cfg)  # [continuous_rpo_job, point_in_time_restore_job] or []
+    continuous_jobs = build_continuous_jobs(cfg)  # [continuous_rpo_job, point_in_time_restore_job, …] or []
     jobs = [backup_job, retention_job, build_restore_verification_job(cfg), rpo_job, drill_job,
             *([deploy_job] if deploy_job else []), *([query_job] if query_job else []),
             *([cache_job] if cache_job else []), *capacity_jobs, *continuous_jobs]
@@ -61,7 +61,7 @@ def build_definitions(cfg: OpsConfig) -> Definitions:
                    *([build_query_schedule(cfg, query_job)] if query_job else []),
                    *([build_cache_schedule(cfg, cache_job)] if cache_job else []),
                    *build_capacity_schedules(cfg, *capacity_jobs),
-                   *(build_continuous_schedules(cfg, continuous_jobs[1]) if continuous_jobs else [])],
+                   *build_continuous_schedules(cfg, continuous_jobs)],
         sensors=[*([release_sensor] if release_sensor else []), *build_alert_sensors(),
                  *([build_cache_sensor(cache_job)] if cache_job and cfg.releases else []),
                  *([build_discovery_sensor(cfg)] if cfg.discovers else []),

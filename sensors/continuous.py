@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 
 from dagster import DefaultSensorStatus, RunRequest, SensorDefinition, SensorEvaluationContext, SensorResult, sensor
 
+from ops_project.clients import Clients
 from ops_project.common.errors import OpsError
 from ops_project.config import OpsConfig
-from ops_project.continuous.markers import write_marker
+from ops_project.continuous.markers import write_all
 from ops_project.continuous.replicas import summary, survey
 
 EVERY_SECONDS = 3600  # a run at least this often, so the check's history has a point per hour
@@ -28,12 +29,7 @@ def build_continuous_sensor(cfg: OpsConfig, job) -> SensorDefinition:
                         "fails its tick naming every replica that has stopped advancing.")
     def continuous_replication_sensor(context: SensorEvaluationContext):
         now = datetime.now(UTC)
-        trouble = []
-        for db in cfg.continuous_databases:
-            try:
-                write_marker(db.path, now, keep_hours=cfg.continuous.retention_hours + 24)
-            except OpsError as exc:
-                trouble.append(str(exc))
+        trouble = write_all(cfg, Clients(cfg).database_url, now)
         for problem in trouble:
             context.log.error(problem)
         found = [f for _, f in survey(cfg, now)]

@@ -392,3 +392,58 @@ def nginx_cdn(origin: str, *, timeout: float = 20):
     finally:
         stop_group(proc, timeout=10)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class ArchivingPostgres:
+    """A PostgreSQL cluster of the tests' own that archives its WAL (``archive_mode = on``)."""
+
+    port: int
+    data: Path
+    socket_dir: Path
+    url: str
+
+    def sql(self, statement: str):
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as con:
+            cur = con.execute(statement)
+            return cur.fetchall() if cur.description else None
+
+
+def make_archiving_cluster(root: Path) -> tuple[Path, int]:
+    """initdb a cluster at ``root/data`` owned by postgres (``root`` must be theirs to traverse); its port."""
+    import pytest
+
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail(f"{PG_BIN}/initdb is missing: the tests need the machine's PostgreSQL 15 server binaries "
+                    f"(apt-get install postgresql-15)", pytrace=False)
+    data = root / "data"
+    made = _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
+                         "--no-sync"])
+    if made.returncode != 0:
+        pytest.fail(f"initdb failed: {made.stderr[-2000:]}", pytrace=False)
+    return data, free_ports(1)[0]
+
+
+@contextlib.contextmanager
+def archiving_postgres(root: Path, data: Path, port: int, archive: dict[str, str], *, timeout: float = 60):
+    """Start the cluster ``make_archiving_cluster`` made, with the archive settings given (``archive_mode``,
+    ``archive_command``, ``archive_timeout``, ``wal_level``), on 127.0.0.1 and a socket in ``root``."""
+    import pytest
+
+    settings = {"listen_addresses": "'127.0.0.1'", "port": str(port), "unix_socket_directories": f"'{root}'",
+                "fsync": "off", "synchronous_commit": "on", "full_page_writes": "on", "shared_buffers": "32MB",
+                "max_wal_size": "64MB", **{k: "'" + v.replace("'", "''") + "'" for k, v in archive.items()}}
+    with open(data / "postgresql.conf", "a") as conf:
+        conf.write("\n" + "\n".join(f"{k} = {v}" for k, v in settings.items()) + "\n")
+    log = root / "server.log"
+    started = _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", str(int(timeout)),
+                            "start"])
+    if started.returncode != 0:
+        pytest.fail(f"pg_ctl start failed: {started.stderr[-1500:]} "
+                    f"{log.read_text()[-1500:] if log.exists() else ''}", pytrace=False)
+    try:
+        yield ArchivingPostgres(port, data, root, f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    finally:
+        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])

@@ -180,10 +180,8 @@ def cmd_restore_at(args: argparse.Namespace) -> int:
                                "not both")
     cfg = _clients(args).cfg
     db = cfg.database(args.database)
-    if db.engine != "sqlite":
-        raise OpsError(f"{db.name} is a PostgreSQL database: restoring it to a moment needs WAL archiving, which "
-                       f"this project does not configure yet; restore a snapshot backup instead (`backups list "
-                       f"--database {db.name}`, then `backups restore --database {db.name} --backup-id ID`)")
+    if db.engine == "postgres":
+        return _restore_postgres_at(cfg, db, at, args)
     from ops_project.continuous.pitr import integrity
 
     done = restore(cfg, db, Path(args.to), at=at, region=args.region, force=args.force)
@@ -196,6 +194,36 @@ def cmd_restore_at(args: argparse.Namespace) -> int:
     print(f"restored {db.name} as it was at {moment} from the continuous replica in {done.region} to {done.path} "
           f"({done.seconds:.1f}s, PRAGMA integrity_check ok)")
     return exits.OK
+
+
+def _restore_postgres_at(cfg, db, at: datetime, args: argparse.Namespace) -> int:
+    """The cluster recovered from its pgBackRest archive to ``at`` in the new data directory ``--to``, started on a
+    socket of its own to prove it whole, then stopped and left there for on-call to start."""
+    import psycopg
+
+    from ops_project.continuous.pgbackrest import recovered, settings
+    from ops_project.continuous.pitr import whole_pg
+
+    pg = settings(cfg, db.name)
+    url = _clients(args).database_url(db) if db.url_env else None
+    dbname = (psycopg.conninfo.conninfo_to_dict(url).get("dbname") if url else None) or pg.db_user
+    moment = f"{at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    with recovered(cfg, db, Path(args.to), at=at, region=args.region) as done:
+        with psycopg.connect(f"{done.conninfo} dbname={dbname}", autocommit=True) as con:
+            whole, _markers = whole_pg(con)
+    if not whole.passed:
+        print(f"error: recovered {db.name} as at {moment} from {done.region} into {done.data}, but {whole.text}: do "
+              f"not use it; try another region (--region)", file=sys.stderr)
+        return exits.UNTRUSTED
+    print(f"recovered {db.name}'s cluster as it was at {moment} from the WAL archive in {done.region} into "
+          f"{done.data} ({done.seconds:.1f}s; {whole.text}). Archiving is off in it. Start it with: "
+          f"runuser -u {pg.os_user} -- {_pg_ctl_hint(done.data)} -D {done.data} -o '-p PORT' start")
+    return exits.OK
+
+
+def _pg_ctl_hint(data: Path) -> str:
+    version = (data / "PG_VERSION").read_text().strip() if (data / "PG_VERSION").is_file() else "VERSION"
+    return f"/usr/lib/postgresql/{version}/bin/pg_ctl"
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -257,10 +285,12 @@ def add_parsers(sub) -> list[argparse.ArgumentParser]:
     ver.add_argument("--no-record", action="store_true", help="do not store the verdict next to the backup")
     ver.set_defaults(func=cmd_verify)
     res.add_argument("--to", required=True, help="SQLite: a file path; PostgreSQL: postgresql://user@host/dbname "
-                                                 "(give the password through PGPASSWORD or ~/.pgpass, not here)")
+                                                 "(give the password through PGPASSWORD or ~/.pgpass, not here); "
+                                                 "PostgreSQL with --at: a new directory for the recovered cluster")
     res.add_argument("--force", action="store_true", help="SQLite: replace an existing database file")
-    res.add_argument("--at", help="SQLite: restore as the database was at this moment (ISO 8601 with offset, e.g. "
-                                  "2026-11-22T10:42:00Z), from its continuous replica (Litestream)")
+    res.add_argument("--at", help="restore as the database was at this moment (ISO 8601 with offset, e.g. "
+                                  "2026-11-22T10:42:00Z): SQLite from its Litestream replica, PostgreSQL from its "
+                                  "pgBackRest archive (the whole cluster, on the database host)")
     res.add_argument("--no-privileges", action="store_true",
                      help="PostgreSQL: drop owners and grants (when the roles do not exist where you restore)")
     res.set_defaults(func=cmd_restore)

@@ -1,4 +1,5 @@
-"""``continuous config|run|status|mark``: Litestream's continuous replication, without Dagster."""
+"""``continuous config|run|setup|base-backup|status|mark``: continuous protection without Dagster: Litestream's
+replication of SQLite databases and pgBackRest's WAL archiving of PostgreSQL clusters."""
 
 from __future__ import annotations
 
@@ -21,9 +22,61 @@ def _cfg(args: argparse.Namespace):
 def cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
+    cfg = _cfg(args)
+    if args.pgbackrest:
+        from ops_project.continuous.pgbackrest import config_text
+
+        print(config_text(cfg), end="")
+        return exits.OK
     from ops_project.continuous.litestream import litestream_config
 
-    print(yaml.safe_dump(litestream_config(_cfg(args)), sort_keys=False), end="")
+    print(yaml.safe_dump(litestream_config(cfg), sort_keys=False), end="")
+    return exits.OK
+
+
+def _archived(cfg, name: str | None) -> list:
+    from ops_project.common.errors import ConfigError, UnknownNameError
+
+    if not cfg.continuous_postgres:
+        raise ConfigError(f"{cfg.source}: no PostgreSQL database is archived (add continuous.postgres; README, "
+                          f"\"Continuous protection\")")
+    chosen = [d for d in cfg.continuous_postgres if name in (None, d.name)]
+    if not chosen:
+        raise UnknownNameError(f"--database {name}: not archived with pgBackRest (continuous.postgres names "
+                               f"{', '.join(d.name for d in cfg.continuous_postgres)})")
+    return chosen
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    """pgBackRest's configuration written, each stanza created in every region and checked end to end."""
+    from ops_project.continuous.pgbackrest import ArchiveFailed, config_path, server_settings, setup, write_config
+
+    cfg = _cfg(args)
+    databases = _archived(cfg, args.database)
+    write_config(cfg)
+    print(f"pgBackRest configuration: {config_path(cfg)} (no secret in it)")
+    failed = 0
+    for db in databases:
+        lines = "\n".join(f"  {k} = '{v}'" for k, v in server_settings(cfg, db.name).items())
+        print(f"{db.name}: postgresql.conf needs (then restart the server):\n{lines}")
+        try:
+            setup(cfg, db.name)
+        except ArchiveFailed as exc:
+            failed += 1
+            print(f"error: {exc}", file=sys.stderr)
+            continue
+        print(f"{db.name}: stanza ready in {', '.join(r.name for r in cfg.regions)}; the server's archiving reaches "
+              f"every region (pgbackrest check)")
+    return exits.FAILED if failed else exits.OK
+
+
+def cmd_base_backup(args: argparse.Namespace) -> int:
+    from ops_project.continuous.pgbackrest import base_backup
+
+    cfg = _cfg(args)
+    for db in _archived(cfg, args.database):
+        for done in base_backup(cfg, db.name):
+            print(f"{db.name}: full backup {done.label} in {done.region} ({done.seconds:.1f}s)")
     return exits.OK
 
 
@@ -48,11 +101,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    cfg = _cfg(args)
-    from ops_project.continuous.litestream import litestream_config
-
-    litestream_config(cfg)  # a clear error when nothing is continuously protected
+    from ops_project.common.errors import ConfigError
     from ops_project.continuous.replicas import survey
+
+    cfg = _cfg(args)
+    if not cfg.continuous_protected:
+        raise ConfigError(f"{cfg.source}: no database is continuously protected: add a `continuous:` section "
+                          f"(README, \"Continuous protection\")")
 
     found = survey(cfg, datetime.now(UTC))
     if args.json:
@@ -74,20 +129,37 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_mark(args: argparse.Namespace) -> int:
-    from ops_project.continuous.markers import write_marker
+    from ops_project.clients import Clients
+    from ops_project.continuous.markers import write_all
 
     cfg = _cfg(args)
     at = datetime.now(UTC)
-    for db in cfg.continuous_databases:
-        write_marker(db.path, at, keep_hours=cfg.continuous.retention_hours + 24)
-    print(f"marker {at.isoformat()} written into {', '.join(d.name for d in cfg.continuous_databases) or 'nothing'}")
-    return exits.OK
+    problems = write_all(cfg, Clients(cfg).database_url, at)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    names = [d.name for d in cfg.continuous_protected]
+    print(f"marker {at.isoformat()} written into {', '.join(names) or 'nothing'}"
+          f"{f' ({len(problems)} failed)' if problems else ''}")
+    return exits.FAILED if problems else exits.OK
 
 
 def add_parsers(sub) -> list[argparse.ArgumentParser]:
     csub = group(sub, "continuous", "continuous replication of SQLite databases with Litestream (restore to a moment)")
     cfg = command(csub, "config", "print the Litestream configuration written from ops.yaml (it holds no secret)")
+    cfg.add_argument("--pgbackrest", action="store_true", help="print pgBackRest's configuration instead")
     cfg.set_defaults(func=cmd_config)
+    setup = command(csub, "setup", "PostgreSQL: write pgBackRest's configuration, create each stanza in every region, "
+                                   "check that archiving reaches them",
+                    "Run it on the database host (as root, or as the cluster's owner). It prints the lines\n"
+                    "postgresql.conf needs; `pgbackrest check` fails until they are in place and the server\n"
+                    "restarted. S3 regions' endpoints and keys come from the variables the regions name.")
+    setup.add_argument("--database", help="only this archived database (default: every one)")
+    setup.set_defaults(func=cmd_setup)
+    base = command(csub, "base-backup", "PostgreSQL: a full pgBackRest backup into every region now",
+                   "Dagster's continuous_base_backup_schedule does it on continuous.base_backup_cron; a restore to a\n"
+                   "moment starts from the newest full backup before it.")
+    base.add_argument("--database", help="only this archived database (default: every one)")
+    base.set_defaults(func=cmd_base_backup)
     run = command(csub, "run", "start Litestream replicating every continuously protected database to every region",
                   "Runs in the foreground until stopped (a process supervisor's job: deploy/systemd/"
                   "ops-litestream.service). The environment Litestream gets holds only what the regions name.")
@@ -101,4 +173,4 @@ def add_parsers(sub) -> list[argparse.ArgumentParser]:
                    "Dagster's continuous_replication_sensor writes one every continuous.marker_seconds; this is "
                    "for running without Dagster (cron).")
     mark.set_defaults(func=cmd_mark)
-    return [cfg, run, status, mark]
+    return [cfg, setup, base, run, status, mark]

@@ -1,12 +1,27 @@
-"""The ``continuous`` section: which SQLite databases Litestream replicates, and how often."""
+"""The ``continuous`` section: which SQLite databases Litestream replicates, which PostgreSQL clusters archive
+their WAL with pgBackRest, and how often."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
 from ops_project.common.config import NAME_RE, Strict, five_field_cron
+
+
+class PostgresArchive(Strict):
+    """How pgBackRest reaches one PostgreSQL cluster. pgBackRest reads the cluster's files, so it (and this
+    project's commands that drive it) run on the database host, as the cluster's owner."""
+
+    data_directory: Path  # pg1-path: the cluster's data directory
+    port: int = Field(5432, ge=1, le=65535)
+    socket_dir: Path = Path("/var/run/postgresql")  # pgBackRest connects through the server's Unix socket
+    os_user: str = "postgres"  # the cluster's owner: pgBackRest, and a restored server, run as this user
+    db_user: str = "postgres"  # the database role pgBackRest connects as (a superuser, for backups)
+    archive_timeout_seconds: int = Field(60, ge=1, le=3600)  # the server's archive_timeout: bounds the RPO
+    bin_dir: Path | None = None  # pg_ctl of the cluster's version; default /usr/lib/postgresql/<PG_VERSION>/bin
 
 
 class ContinuousConfig(Strict):
@@ -20,8 +35,12 @@ class ContinuousConfig(Strict):
     marker_seconds: int = Field(60, ge=5, le=3600)  # a marker row in each database this often (proves restores)
     stall_seconds: int = Field(300, ge=5)  # a replica not advancing this long while markers are written: alert
     restore_test_cron: str = "15 * * * *"  # the point-in-time restore test: hourly by default
+    postgres: dict[str, PostgresArchive] = {}  # database name -> its cluster: WAL archiving with pgBackRest
+    base_backup_cron: str = "30 1 * * *"  # pgBackRest full backups (a restore to a moment starts from one)
+    base_backups_kept: int = Field(2, ge=1, le=30)  # full backups kept per region, with the WAL they need
+    pgbackrest_dir: Path = Path(".ops/pgbackrest")  # pgBackRest's configuration, log, lock and spool
 
-    @field_validator("restore_test_cron")
+    @field_validator("restore_test_cron", "base_backup_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
         return five_field_cron(value)
@@ -34,4 +53,13 @@ class ContinuousConfig(Strict):
         if self.stall_seconds <= self.marker_seconds + self.sync_interval_seconds:
             raise ValueError("continuous.stall_seconds must be longer than marker_seconds + sync_interval_seconds "
                              "(a healthy replica advances at least once per marker)")
+        for name, pg in self.postgres.items():
+            if self.stall_seconds <= self.marker_seconds + pg.archive_timeout_seconds:
+                raise ValueError(f"continuous.stall_seconds must be longer than marker_seconds + "
+                                 f"postgres.{name}.archive_timeout_seconds (a healthy archive gets a new WAL "
+                                 f"segment at least that often)")
+        paths = [pg.data_directory.resolve() for pg in self.postgres.values()]
+        if len(set(paths)) != len(paths):
+            raise ValueError("continuous.postgres: two databases name the same data_directory: pgBackRest archives "
+                             "a cluster once (name one database of each cluster)")
         return self

@@ -85,8 +85,10 @@ def litestream_config(cfg, databases: list[DatabaseConfig] | None = None) -> dic
     """Litestream's configuration: each continuously protected database, replicated to every region."""
     databases = cfg.continuous_databases if databases is None else databases
     if cfg.continuous is None or not databases:
-        raise ConfigError(f"{cfg.source}: no database is continuously protected: add a `continuous:` section "
-                          f"(README, \"Continuous protection\")")
+        also = " (the PostgreSQL servers archive their own WAL through pgBackRest: nothing to run for them)" \
+            if cfg.continuous_postgres else ""
+        raise ConfigError(f"{cfg.source}: no SQLite database is continuously protected: add a `continuous:` section "
+                          f"(README, \"Continuous protection\"){also}")
     return {"dbs": [{"path": str(Path(db.path).resolve()),
                      "replicas": [_replica(region, db.name, cfg) for region in cfg.regions]} for db in databases]}
 

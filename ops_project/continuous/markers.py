@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ops_project.common.errors import OpsError
+from ops_project.common.scrub import scrub
 
 TABLE = "_ops_markers"
 _CREATE = f"CREATE TABLE IF NOT EXISTS {TABLE} (at TEXT PRIMARY KEY) WITHOUT ROWID"
@@ -60,3 +61,45 @@ def read_markers(path: Path) -> list[datetime]:
         return [_parse(at) for (at,) in con.execute(f"SELECT at FROM {TABLE} ORDER BY at")]
     finally:
         con.close()
+
+
+# PostgreSQL: the same table, written with the server's own clock (the clock recovery targets are read against)
+
+_PG_CREATE = f"CREATE TABLE IF NOT EXISTS {TABLE} (at timestamptz PRIMARY KEY)"
+
+
+def write_marker_pg(url: str, *, keep_hours: int) -> datetime:
+    """One marker at the server's ``clock_timestamp()``, pruning those older than ``keep_hours``; its time."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=10) as con:
+            con.execute(_PG_CREATE)
+            (at,) = con.execute(f"INSERT INTO {TABLE} (at) VALUES (clock_timestamp()) RETURNING at").fetchone()
+            con.execute(f"DELETE FROM {TABLE} WHERE at < now() - make_interval(hours => %s)", (keep_hours,))
+    except psycopg.Error as exc:
+        raise OpsError(f"cannot write a marker into the PostgreSQL database: {scrub(str(exc), [url])}") from None
+    return at.astimezone(UTC)
+
+
+def read_markers_pg(con) -> list[datetime]:
+    """The markers an open PostgreSQL connection's database holds, oldest first (none: no table)."""
+    if con.execute("SELECT to_regclass(%s)", (TABLE,)).fetchone()[0] is None:
+        return []
+    return [at.astimezone(UTC) for (at,) in con.execute(f"SELECT at FROM {TABLE} ORDER BY at")]
+
+
+def write_all(cfg, database_url, at: datetime) -> list[str]:
+    """A marker into every continuously protected database (``database_url(db)`` gives a PostgreSQL database's
+    URL); what went wrong, one line per database (empty: every marker written)."""
+    keep = cfg.continuous.retention_hours + 24
+    problems = []
+    for db in cfg.continuous_protected:
+        try:
+            if db.engine == "postgres":
+                write_marker_pg(database_url(db), keep_hours=keep)
+            else:
+                write_marker(db.path, at, keep_hours=keep)
+        except OpsError as exc:
+            problems.append(f"{db.name}: {exc}")
+    return problems

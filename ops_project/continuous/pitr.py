@@ -62,10 +62,19 @@ def integrity(path: Path) -> str:
 
 def prove(restored: Path, live: list[datetime], target: datetime, *, slack_seconds: float, database: str,
           region: str, restore_seconds: float, marker_seconds: int) -> Proof:
-    """The checks of one restore to ``target`` against the live markers ``live``."""
+    """The checks of one SQLite restore to ``target`` against the live markers ``live``."""
     found = integrity(restored)
-    checks = [Check("integrity", found == "ok", f"PRAGMA integrity_check: {found}")]
-    got = read_markers(restored) if found == "ok" else []
+    return judge(Check("integrity", found == "ok", f"PRAGMA integrity_check: {found}"),
+                 read_markers(restored) if found == "ok" else [], live, target, slack_seconds=slack_seconds,
+                 database=database, region=region, restore_seconds=restore_seconds, marker_seconds=marker_seconds)
+
+
+def judge(whole: Check, got: list[datetime], live: list[datetime], target: datetime, *, slack_seconds: float,
+          database: str, region: str, restore_seconds: float, marker_seconds: int) -> Proof:
+    """The checks of one restore to ``target`` (of any engine): ``whole`` says whether the restored database is
+    whole, ``got`` are the markers it holds, ``live`` those of the live database."""
+    checks = [whole]
+    got = got if whole.passed else []
     have = set(got)
     later = [m for m in got if m > target]
     checks.append(Check("nothing_after_the_moment", not later,
@@ -150,4 +159,74 @@ def run_test(cfg, db, store, *, rng: random.Random, now: datetime, scratch: Path
     done = restore(cfg, db, scratch / f"{db.name}-newest.db", region=store.region, force=True, env=env)
     newest = prove(done.path, read_markers(Path(db.path)), started, slack_seconds=slack, database=db.name,
                    region=store.region, restore_seconds=done.seconds, marker_seconds=c.marker_seconds)
+    return TestResult(db.name, store.region, moment, newest, note)
+
+
+def whole_pg(con) -> tuple[Check, list[datetime]]:
+    """A recovered PostgreSQL database is whole when it left recovery and every table reads to the end."""
+    import psycopg
+
+    from ops_project.continuous.markers import read_markers_pg
+
+    try:
+        tables = con.execute("SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables "
+                             "ORDER BY 1").fetchall()
+        rows = sum(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for (t,) in tables)
+        got = read_markers_pg(con)
+    except psycopg.Error as exc:
+        return Check("integrity", False, f"the recovered database cannot be read: {exc}"), []
+    return Check("integrity", True, f"recovered and promoted; {len(tables)} tables read to the end ({rows} rows)"), got
+
+
+def prove_pg(recovered, dbname: str, live: list[datetime], target: datetime, *, slack_seconds: float,
+             marker_seconds: int) -> Proof:
+    """The checks of one PostgreSQL restore to ``target``: ``recovered`` is the running restored cluster."""
+    import psycopg
+
+    with psycopg.connect(f"{recovered.conninfo} dbname={dbname}", autocommit=True) as con:
+        whole, got = whole_pg(con)
+    return judge(whole, got, live, target, slack_seconds=slack_seconds, database=recovered.database,
+                 region=recovered.region, restore_seconds=recovered.seconds, marker_seconds=marker_seconds)
+
+
+def pg_slack_seconds(cfg, name: str) -> float:
+    """How long a commit may take to reach the archive: the server's archive_timeout, and a few seconds for the
+    push (pgBackRest compresses and stores a whole 16 MB segment)."""
+    return cfg.continuous.postgres[name].archive_timeout_seconds + 5.0
+
+
+def run_test_pg(cfg, db, url: str, store, *, rng: random.Random, now: datetime, scratch: Path,
+                env=None) -> TestResult:
+    """As ``run_test``, for a PostgreSQL database archived with pgBackRest: its cluster is recovered twice into
+    ``scratch`` (to a random moment since the oldest base backup in the last day, and as far as the archive
+    reaches), each started on a socket of its own, proven against the live markers, and stopped."""
+    import psycopg
+
+    from ops_project.continuous.markers import read_markers_pg
+    from ops_project.continuous.pgbackrest import ArchiveFailed, recovered, settings
+    from ops_project.continuous.replicas import read_archive
+
+    c = cfg.continuous
+    slack = pg_slack_seconds(cfg, db.name)
+    archive = read_archive(store, db.name)
+    if archive.error is not None:
+        raise ArchiveFailed(f"cannot read the WAL archive of {db.name} in {store.region}: {archive.error}")
+    dbname = psycopg.conninfo.conninfo_to_dict(url).get("dbname") or settings(cfg, db.name).db_user
+
+    def live() -> list[datetime]:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as con:
+            return read_markers_pg(con)
+
+    moment, note = None, ""
+    target = pick_moment(rng, earliest=archive.oldest_snapshot, now=now, lookback_hours=24, slack_seconds=slack,
+                         marker_seconds=c.marker_seconds) if archive.oldest_snapshot else None
+    if target is not None:
+        with recovered(cfg, db, scratch / f"{db.name}-moment", at=target, region=store.region, env=env) as done:
+            moment = prove_pg(done, dbname, live(), target, slack_seconds=slack, marker_seconds=c.marker_seconds)
+    else:
+        note = ("no base backup is old enough to hold a moment the markers can prove; only the newest position was "
+                "tested")
+    started = datetime.now(tz=now.tzinfo)
+    with recovered(cfg, db, scratch / f"{db.name}-newest", region=store.region, env=env) as done:
+        newest = prove_pg(done, dbname, live(), started, slack_seconds=slack, marker_seconds=c.marker_seconds)
     return TestResult(db.name, store.region, moment, newest, note)

@@ -11,6 +11,7 @@ said as such, never as a stalled replica, and never as healthy.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,6 +19,7 @@ from ops_project.common.errors import OpsError
 from ops_project.continuous.litestream import replica_prefix
 
 PIECES = (".wal.lz4", ".snapshot.lz4")
+WAL_SEGMENT = re.compile(r"/[0-9A-F]{24}-[0-9a-f]{40}(\.[a-z0-9]+)?$")  # pgBackRest's name for an archived segment
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,33 @@ def read_replica(store, database: str) -> Replica:
     return Replica(database, store.region, newest, oldest, pieces)
 
 
+def read_archive(store, database: str) -> Replica:
+    """The pgBackRest archive of ``database`` (a stanza) in ``store``'s region: when its newest WAL segment
+    arrived, and when its oldest full backup was finished (the earliest moment it can recover to)."""
+    from ops_project.continuous.pgbackrest import PREFIX  # noqa: PLC0415
+
+    newest = oldest = None
+    pieces = 0
+    try:
+        for info in store.list(f"{PREFIX}/archive/{database}/"):
+            if WAL_SEGMENT.search(info.key):
+                pieces += 1
+                at = datetime.fromtimestamp(info.modified, UTC)
+                newest = at if newest is None or at > newest else newest
+        for info in store.list(f"{PREFIX}/backup/{database}/"):
+            if info.key.endswith("/backup.manifest"):
+                at = datetime.fromtimestamp(info.modified, UTC)
+                oldest = at if oldest is None or at < oldest else oldest
+    except (OpsError, OSError) as exc:
+        return Replica(database, store.region, error=str(exc))
+    return Replica(database, store.region, newest, oldest, pieces)
+
+
+def read_protected(store, db) -> Replica:
+    """The continuous copy of a protected database in a region: Litestream's replica or pgBackRest's archive."""
+    return read_archive(store, db.name) if db.engine == "postgres" else read_replica(store, db.name)
+
+
 @dataclass(frozen=True)
 class Finding:
     database: str
@@ -62,8 +91,22 @@ class Finding:
         return self.status == "ok" and not self.over_objective
 
 
+def _start_hint(engine: str) -> str:
+    if engine == "postgres":
+        return ("is the server archiving? (`python -m ops_project continuous setup`, then archive_mode, "
+                "archive_command and archive_timeout in postgresql.conf as it prints them)")
+    return "is Litestream running? (`python -m ops_project continuous run`, or the ops-litestream service)"
+
+
+def _stall_hint(engine: str, region: str) -> str:
+    if engine == "postgres":
+        return (f"the server's archive_command is failing or archiving is off (pg_stat_archiver), or pgBackRest "
+                f"cannot write to {region}")
+    return f"Litestream has stopped, or cannot write to {region}"
+
+
 def assess(replica: Replica, now: datetime, *, stall_seconds: int, objective_seconds: int,
-           marker_seconds: int) -> Finding:
+           marker_seconds: int, engine: str = "sqlite") -> Finding:
     """What on-call should read about one replica."""
     where = f"{replica.database} in {replica.region}"
     if replica.error is not None:
@@ -71,14 +114,13 @@ def assess(replica: Replica, now: datetime, *, stall_seconds: int, objective_sec
                        f"{where}: could not read the replica (our environment, not the replica): {replica.error}")
     if replica.newest is None:
         return Finding(replica.database, replica.region, "never", None, True,
-                       f"{where}: no continuous replica yet: is Litestream running? (`python -m ops_project "
-                       f"continuous run`, or the ops-litestream service)")
+                       f"{where}: no continuous replica yet: {_start_hint(engine)}")
     age = max(0.0, (now - replica.newest).total_seconds())
     over = age > objective_seconds
     if age > stall_seconds:
         return Finding(replica.database, replica.region, "stalled", age, over,
                        f"{where}: the replica last advanced {age:.0f} s ago although a marker is written every "
-                       f"{marker_seconds} s: Litestream has stopped, or cannot write to {replica.region}")
+                       f"{marker_seconds} s: {_stall_hint(engine, replica.region)}")
     if over:
         return Finding(replica.database, replica.region, "ok", age, True,
                        f"{where}: up to {age:.0f} s of changes are not in the replica, over the RPO objective of "
@@ -100,14 +142,20 @@ def survey(cfg, now: datetime) -> list[tuple[Replica, Finding]]:
     and region. A region that cannot be opened (its variables unset) is unreachable, said so."""
     from ops_project.clients import Clients  # noqa: PLC0415 - keeps this module free of the clients' imports
 
-    clients, c, out = Clients(cfg), cfg.continuous, []
+    clients, out = Clients(cfg), []
     for region in cfg.regions:
         try:
             store = clients.store(region)
         except OpsError as exc:
-            replicas = [Replica(db.name, region.name, error=str(exc)) for db in cfg.continuous_databases]
+            replicas = [(db, Replica(db.name, region.name, error=str(exc))) for db in cfg.continuous_protected]
         else:
-            replicas = [read_replica(store, db.name) for db in cfg.continuous_databases]
-        out += [(r, assess(r, now, stall_seconds=c.stall_seconds, objective_seconds=cfg.objectives.rpo_minutes * 60,
-                           marker_seconds=c.marker_seconds)) for r in replicas]
+            replicas = [(db, read_protected(store, db)) for db in cfg.continuous_protected]
+        out += [(r, judge_replica(cfg, db, r, now)) for db, r in replicas]
     return out
+
+
+def judge_replica(cfg, db, replica: Replica, now: datetime) -> Finding:
+    """``assess`` with the configuration's thresholds for ``db``."""
+    c = cfg.continuous
+    return assess(replica, now, stall_seconds=c.stall_seconds, objective_seconds=cfg.objectives.rpo_minutes * 60,
+                  marker_seconds=c.marker_seconds, engine=db.engine)

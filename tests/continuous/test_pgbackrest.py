@@ -1,0 +1,180 @@
+"""PostgreSQL continuous protection for real: a cluster of the tests' own with ``archive_mode = on`` and
+pgBackRest's ``archive_command`` from ops.yaml, two local regions (two repositories), a base backup, writes, and
+restores to a moment that hold exactly the rows committed by then; the current RPO read from the archive, failing
+while archiving is broken and recovering when it is mended; the point-in-time restore test through Dagster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+
+from ops_project.cli import main
+from ops_project.config import load_config
+from ops_project.continuous.pgbackrest import config_text, server_settings
+from ops_project.continuous.replicas import survey
+from tests.servers import PG_BIN, archiving_postgres, free_ports, make_archiving_cluster
+
+ARCHIVE_TIMEOUT = 2
+URL_ENV = "OPS_T_CORE_URL"
+
+
+@pytest.fixture
+def root():
+    """A directory the cluster's owner (postgres) can reach: the data directory, both regions and scratch."""
+    path = Path(tempfile.mkdtemp(prefix="ops-pgx-"))
+    path.chmod(0o755)
+    if os.geteuid() == 0:
+        shutil.chown(path, "postgres")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def archived(root, monkeypatch):
+    """(config path, server): a cluster archiving into two local regions through pgBackRest, set up with the
+    CLI as README says (``continuous setup``)."""
+    data, port = make_archiving_cluster(root)
+    regions = []
+    for name in ("af-south-1", "eu-west-1"):
+        (root / "regions" / name).mkdir(parents=True)
+        regions.append({"name": name, "kind": "local", "path": str(root / "regions" / name)})
+    config = root / "ops.yaml"
+    config.write_text(yaml.safe_dump({
+        "timezone": "Africa/Johannesburg", "objectives": {"rpo_minutes": 15, "rto_minutes": 60},
+        "databases": [{"name": "core", "engine": "postgres", "url_env": URL_ENV}], "regions": regions,
+        "backup": {"start": "2026-01-01T00:00:00"},
+        "restore": {"scratch_dir": str(root)},
+        "continuous": {"marker_seconds": 5, "stall_seconds": 10, "pgbackrest_dir": str(root / "pgbackrest"),
+                       "postgres": {"core": {"data_directory": str(data), "port": port, "socket_dir": str(root),
+                                             "archive_timeout_seconds": ARCHIVE_TIMEOUT}}}}, sort_keys=False))
+    cfg = load_config(config)
+    monkeypatch.setenv(URL_ENV, f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    with archiving_postgres(root, data, port, server_settings(cfg, "core")) as server:
+        assert main(["--config", str(config), "continuous", "setup"]) == 0
+        yield config, server
+
+
+def _writer(url: str, stop: threading.Event, log: list) -> None:
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("CREATE TABLE IF NOT EXISTS bookings_log (id int PRIMARY KEY, who text)")
+        n = 0
+        while not stop.is_set():
+            n += 1
+            began = time.time()
+            con.execute("INSERT INTO bookings_log (id, who) VALUES (%s, %s)", (n, f"guest {n}"))
+            log.append((n, began, time.time()))  # autocommit: committed when execute returns
+            time.sleep(0.05)
+
+
+def _rows_of(data: Path) -> set[int]:
+    """Start a restored data directory by hand, as on-call would, and read the table."""
+    port = free_ports(1)[0]
+    ctl = [str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(data / "by-hand.log"), "-w",
+           "-o", f"-p {port} -c listen_addresses='' -c unix_socket_directories='{data}'"]
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run([*as_owner, *ctl, "start"], check=True, capture_output=True)
+    try:
+        with psycopg.connect(host=str(data), port=port, user="postgres", dbname="postgres") as con:
+            assert con.execute("SHOW archive_mode").fetchone()[0] == "off"  # a copy never pushes into the archive
+            return {n for (n,) in con.execute("SELECT id FROM bookings_log")}
+    finally:
+        subprocess.run([*as_owner, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True)
+
+
+def test_the_configuration_names_every_region_and_no_secret(archived):
+    config, _server = archived
+    cfg = load_config(config)
+    text = config_text(cfg)
+    assert "repo1-type=posix" in text and "repo2-type=posix" in text and "[core]" in text
+    assert f"{cfg.regions[1].path}/continuous/pgbackrest" in text
+    assert "archive-push" in server_settings(cfg, "core")["archive_command"]
+
+
+def test_a_restore_to_a_moment_holds_exactly_the_rows_committed_by_then(archived, root, capsys):
+    config, server = archived
+    assert main(["--config", str(config), "continuous", "base-backup"]) == 0
+    out = capsys.readouterr().out
+    assert "core: full backup" in out and "af-south-1" in out and "eu-west-1" in out
+    stop, log = threading.Event(), []
+    writer = threading.Thread(target=_writer, args=(server.url, stop, log))
+    writer.start()
+    try:
+        time.sleep(10)
+    finally:
+        stop.set()
+        writer.join()
+    time.sleep(ARCHIVE_TIMEOUT + 4)  # the last segment switched and pushed
+    moment = datetime.fromtimestamp(log[len(log) // 2][2] + 0.02, UTC)  # mid-way, between two commits
+    at = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    for region in ("af-south-1", "eu-west-1"):  # archive-push reached both repositories
+        target = root / f"restored-{region}"
+        code = main(["--config", str(config), "backups", "restore", "--database", "core", "--at", at,
+                     "--to", str(target), "--region", region])
+        said = capsys.readouterr()
+        assert code == 0, said.err
+        assert f"as it was at {moment:%Y-%m-%dT%H:%M:%SZ}" in said.out and region in said.out
+        got = _rows_of(target)
+        committed = {n for n, _began, ended in log if ended <= moment.timestamp()}
+        later = {n for n, began, _ended in log if began > moment.timestamp()}
+        assert committed and later
+        assert committed <= got, f"lost: {sorted(committed - got)[:5]}"
+        assert not (later & got), f"restored past the moment: {sorted(later & got)[:5]}"
+
+
+def test_a_moment_the_archive_cannot_reach_is_refused_and_leaves_nothing(archived, root, capsys):
+    config, _server = archived
+    before = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    target = root / "nothing-yet"
+    code = main(["--config", str(config), "backups", "restore", "--database", "core", "--at", before,
+                 "--to", str(target)])
+    said = capsys.readouterr()
+    assert code == 4 and "no base backup of core" in said.err, said  # no base backup at all: no such backup
+    assert not target.exists()
+    assert main(["--config", str(config), "continuous", "base-backup"]) == 0
+    capsys.readouterr()
+    code = main(["--config", str(config), "backups", "restore", "--database", "core", "--at", before,
+                 "--to", str(target)])
+    err = capsys.readouterr().err
+    assert code == 4 and "no base backup of core in eu-west-1 ended before" in err, err  # before the only one
+    assert not target.exists()
+
+
+def test_the_current_rpo_fails_while_archiving_is_broken_and_recovers(archived, capsys):
+    config, server = archived
+    cfg = load_config(config)
+    from ops_project.continuous.markers import write_marker_pg
+
+    def markers_for(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            write_marker_pg(server.url, keep_hours=1)
+            time.sleep(1)
+
+    markers_for(ARCHIVE_TIMEOUT + 3)
+    found = survey(cfg, datetime.now(UTC))
+    assert [f.status for _, f in found] == ["ok", "ok"], [f.text for _, f in found]
+    server.sql("ALTER SYSTEM SET archive_command = '/bin/false'")
+    server.sql("SELECT pg_reload_conf()")
+    markers_for(12)  # the application keeps writing; nothing reaches the archive
+    found = survey(cfg, datetime.now(UTC))
+    assert {f.status for _, f in found} == {"stalled"}, [f.text for _, f in found]
+    assert "archive_command is failing" in found[0][1].text
+    assert main(["--config", str(config), "continuous", "status"]) == 3
+    assert "STALLED" in capsys.readouterr().out
+    server.sql("ALTER SYSTEM RESET archive_command")
+    server.sql("SELECT pg_reload_conf()")
+    markers_for(ARCHIVE_TIMEOUT + 4)
+    found = survey(cfg, datetime.now(UTC))
+    assert [f.status for _, f in found] == ["ok", "ok"], [f.text for _, f in found]
+    assert main(["--config", str(config), "continuous", "status"]) == 0

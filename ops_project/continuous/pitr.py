@@ -226,7 +226,9 @@ def run_test_pg(cfg, db, url: str, store, *, rng: random.Random, now: datetime, 
     else:
         note = ("no base backup is old enough to hold a moment the markers can prove; only the newest position was "
                 "tested")
-    started = datetime.now(tz=now.tzinfo)
     with recovered(cfg, db, scratch / f"{db.name}-newest", region=store.region, env=env) as done:
-        newest = prove_pg(done, dbname, live(), started, slack_seconds=slack, marker_seconds=c.marker_seconds)
+        # recovery fetches WAL segment by segment until the archive runs out: its newest position is the archive
+        # as it stood when recovery ended, so that is the moment proven
+        ended = datetime.now(tz=now.tzinfo)
+        newest = prove_pg(done, dbname, live(), ended, slack_seconds=slack, marker_seconds=c.marker_seconds)
     return TestResult(db.name, store.region, moment, newest, note)

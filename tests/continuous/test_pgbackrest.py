@@ -178,3 +178,62 @@ def test_the_current_rpo_fails_while_archiving_is_broken_and_recovers(archived, 
     found = survey(cfg, datetime.now(UTC))
     assert [f.status for _, f in found] == ["ok", "ok"], [f.text for _, f in found]
     assert main(["--config", str(config), "continuous", "status"]) == 0
+
+
+def _check(result, name):
+    (ev,) = [e.event_specific_data for e in result.all_events
+             if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == name]
+    return ev
+
+
+def test_through_dagster_base_backups_markers_and_the_point_in_time_test_feed_the_verified_rpo(archived,
+                                                                                              home_instance):
+    from dagster import build_sensor_context
+
+    from assets.continuous import CURRENT_RPO_CHECK, PITR_CHECK
+    from ops_project.clients import Clients
+    from ops_project.continuous.markers import write_marker_pg
+    from ops_project.continuous.record import verified_to
+    from ops_project.definitions import build_definitions
+
+    config, server = archived
+    cfg = load_config(config)
+    defs = build_definitions(cfg)
+    base = defs.resolve_job_def("continuous_base_backup_job").execute_in_process(instance=home_instance)
+    assert base.success
+    (mat,) = base.asset_materializations_for_node("continuous_base_backup")
+    assert mat.metadata["core_af-south-1_label"].value.endswith("F")  # a full backup in each region
+    assert mat.metadata["core_eu-west-1_label"].value.endswith("F")
+    sensor = defs.resolve_sensor_def("continuous_replication_sensor")
+    sensor.evaluate_tick(build_sensor_context(instance=home_instance, definitions=defs))
+    assert server.sql("SELECT count(*) FROM _ops_markers")[0][0] == 1  # the sensor's marker, by the server's clock
+    stop = threading.Event()
+
+    def mark():
+        while not stop.is_set():
+            write_marker_pg(server.url, keep_hours=1)
+            time.sleep(1)
+
+    marker = threading.Thread(target=mark)
+    marker.start()
+    try:
+        time.sleep(28)  # a moment after the base backup and before now, both a replication delay away
+        result = defs.resolve_job_def("point_in_time_restore_job").execute_in_process(instance=home_instance)
+        assert result.success
+        check = _check(result, PITR_CHECK)
+        assert check.passed, check.description
+        (mat,) = result.asset_materializations_for_node("point_in_time_restore")
+        assert "core_achieved_rpo_seconds" in mat.metadata  # a moment was tested, not only the newest
+        assert mat.metadata["core_achieved_rpo_seconds"].value <= 3  # a marker a second
+        proven = verified_to([Clients(cfg).store(r) for r in cfg.regions], ["core"])["core"]
+        assert (datetime.now(UTC) - proven).total_seconds() < 60
+        rpo = defs.resolve_job_def("verified_rpo_job").execute_in_process(instance=home_instance)
+        assert rpo.success and _check(rpo, "rpo").passed  # no snapshot was ever verified: the archive counts
+        (rmat,) = rpo.asset_materializations_for_node("verified_rpo")
+        assert rmat.metadata["core_point_in_time_age_minutes"].value < 1
+        current = defs.resolve_job_def("continuous_rpo_job").execute_in_process(instance=home_instance)
+        assert current.success and _check(current, CURRENT_RPO_CHECK).passed
+    finally:
+        stop.set()
+        marker.join()
+    assert not [p for p in Path(cfg.restore.scratch_dir).iterdir() if p.name.startswith("ops-pitr-")]

@@ -84,6 +84,7 @@ def build_drill_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
             stores={n: getattr(context.resources, region_key(n)).store() for n in survivors},
             identities=encryption.identities(),
             pg_server_url=lambda db: context.resources.databases.server_for_scratch(db.name),
+            database_url=lambda db: context.resources.databases.prepare(db.name),
             scratch_dir=ops_cfg.restore.scratch_dir,
         )
         report = run_drill(ctx, context.partition_key, scenarios)

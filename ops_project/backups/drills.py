@@ -18,6 +18,7 @@ works on copies in scratch space, and writes only its report, under ``drills/`` 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable
@@ -137,6 +138,7 @@ class DrillContext:
     stores: dict[str, ObjectStore]  # every region but the primary
     identities: list | None = None
     pg_server_url: Callable[[DatabaseConfig], str | None] = lambda _db: None
+    database_url: Callable[[DatabaseConfig], str | None] = lambda _db: None  # a live PostgreSQL database's URL
     scratch_dir: Path | None = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
@@ -319,6 +321,8 @@ def point_in_time(ctx: DrillContext, db: DatabaseConfig) -> ScenarioResult:
         result.notes.append("no secondary region is configured: losing the primary loses the replica too")
         return result
     result.region = region
+    if db.engine == "postgres":
+        return _point_in_time_pg(ctx, db, result)
     disaster = ctx.now()
     t = time.perf_counter()
     with scratch_directory("drill", ctx.scratch_dir) as tmp:
@@ -340,6 +344,41 @@ def point_in_time(ctx: DrillContext, db: DatabaseConfig) -> ScenarioResult:
     return _judge(ctx, result, not failed)
 
 
+def _point_in_time_pg(ctx: DrillContext, db: DatabaseConfig, result: ScenarioResult) -> ScenarioResult:
+    """The cluster lost now: recovered from the surviving region's WAL archive as far as it reaches, started,
+    proven against the live markers, and the application's queries run on it."""
+    from ops_project.continuous.markers import read_markers_pg  # noqa: PLC0415
+    from ops_project.continuous.pgbackrest import owned_scratch, recovered, settings  # noqa: PLC0415
+    from ops_project.continuous.pitr import pg_slack_seconds, prove_pg  # noqa: PLC0415
+
+    url = ctx.database_url(db)
+    if not url:
+        result.notes.append(f"the URL of {db.name} is not available to the drill ({db.url_env} unset)")
+        return result
+    dbname = psycopg.conninfo.conninfo_to_dict(url).get("dbname") or settings(ctx.cfg, db.name).db_user
+    c = ctx.cfg.continuous
+    t = time.perf_counter()
+    tmp = owned_scratch(ctx.scratch_dir, settings(ctx.cfg, db.name).os_user)
+    try:
+        with recovered(ctx.cfg, db, tmp / "fresh", region=result.region) as done:
+            disaster = ctx.now()  # the archive as it stood when recovery ended: what a real loss now would give
+            with psycopg.connect(url, autocommit=True, connect_timeout=10) as con:
+                live = read_markers_pg(con)
+            proof = prove_pg(done, dbname, live, disaster, slack_seconds=pg_slack_seconds(ctx.cfg, db.name),
+                             marker_seconds=c.marker_seconds)
+            with psycopg.connect(f"{done.conninfo} dbname={dbname}", autocommit=True) as con:
+                tables, _columns = postgres_engine.tables_and_columns(con)
+                result.notes += _run_queries(lambda q: con.execute(q).fetchall(), tables - {"_ops_markers"})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result.rto_seconds = round(time.perf_counter() - t, 3)
+    if proof.gap_seconds is not None:
+        result.rpo_minutes = round(max(0.0, proof.gap_seconds) / 60, 2)
+    failed = [f"{c.name}: {c.text}" for c in proof.checks if not c.passed]
+    result.notes += failed or [f"recovered to {proof.newest_restored:%H:%M:%SZ}, the newest change the archive held"]
+    return _judge(ctx, result, not failed)
+
+
 RUNNERS = {"region_loss": region_loss, "corrupt_latest": corrupt_latest, "database_loss": database_loss,
            "point_in_time": point_in_time}
 
@@ -347,7 +386,7 @@ RUNNERS = {"region_loss": region_loss, "corrupt_latest": corrupt_latest, "databa
 def run_drill(ctx: DrillContext, drill_id: str, scenarios: list[str] | None = None) -> DrillReport:
     started = ctx.now().isoformat()
     results = []
-    protected = {db.name for db in ctx.cfg.continuous_databases}
+    protected = {db.name for db in ctx.cfg.continuous_protected}
     for scenario in scenarios or ctx.cfg.drill_scenarios:
         for db in fleet.of(ctx.cfg).databases:  # the declared databases and the tenants found now
             if scenario == "point_in_time" and db.name not in protected:

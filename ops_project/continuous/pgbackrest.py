@@ -393,7 +393,7 @@ def _last(log: str) -> str:
     return lines[-1][-400:] if lines else "the server wrote nothing"
 
 
-def scratch_directory(base: Path | None, user: str) -> Path:
+def owned_scratch(base: Path | None, user: str) -> Path:
     """A new directory the cluster's owner can write into (restores go below it)."""
     made = Path(tempfile.mkdtemp(prefix="ops-pitr-pg-", dir=base))
     made.chmod(0o755)

@@ -191,6 +191,7 @@ def test_through_dagster_base_backups_markers_and_the_point_in_time_test_feed_th
     from dagster import build_sensor_context
 
     from assets.continuous import CURRENT_RPO_CHECK, PITR_CHECK
+    from ops_project.backups.drills import DrillContext, run_drill
     from ops_project.clients import Clients
     from ops_project.continuous.markers import write_marker_pg
     from ops_project.continuous.record import verified_to
@@ -233,6 +234,15 @@ def test_through_dagster_base_backups_markers_and_the_point_in_time_test_feed_th
         assert rmat.metadata["core_point_in_time_age_minutes"].value < 1
         current = defs.resolve_job_def("continuous_rpo_job").execute_in_process(instance=home_instance)
         assert current.success and _check(current, CURRENT_RPO_CHECK).passed
+        # the DR drill's point_in_time scenario: the cluster lost now, recovered from the surviving region
+        assert cfg.drill_scenarios[-1] == "point_in_time"
+        report = run_drill(DrillContext(cfg, {r.name: Clients(cfg).store(r) for r in cfg.secondaries},
+                                        database_url=lambda db: server.url, scratch_dir=cfg.restore.scratch_dir),
+                           "w", ["point_in_time"])
+        (drilled,) = report.results
+        assert drilled.passed, drilled.notes
+        assert drilled.region == "eu-west-1" and 0 <= drilled.rpo_minutes < 1  # minutes, not hours
+        assert any("tables readable" in n for n in drilled.notes), drilled.notes
     finally:
         stop.set()
         marker.join()

@@ -61,6 +61,10 @@ class Weed:
     log: Path
     ports: list[int]
 
+    @property
+    def https_endpoint(self) -> str:
+        return f"https://127.0.0.1:{self.ports[11]}"
+
     def client(self, key: str = ACCESS_KEY, secret: str = SECRET_KEY):
         return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=key, aws_secret_access_key=secret,
                             region_name="us-east-1", config=Config(retries={"max_attempts": 2}, connect_timeout=3,
@@ -84,9 +88,22 @@ class Weed:
                 self.kill()
 
 
-def start_weed(data_dir: Path, *, timeout: float = 60, ports: list[int] | None = None) -> Weed:
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (openssl), for a server the tests reach over TLS."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    # pgBackRest matches the host against the DNS names only: 127.0.0.1 is one of them too
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
+
+
+def start_weed(data_dir: Path, *, timeout: float = 60, ports: list[int] | None = None,
+               tls: tuple[Path, Path] | None = None) -> Weed:
+    """``weed mini`` serving S3 on 127.0.0.1; with ``tls`` (certificate, key) ``https_endpoint`` serves it over TLS
+    too."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    p = ports or free_ports(11)
+    p = ports or free_ports(12)
     args = [
         weed_binary(), "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
         f"-master.port={p[0]}", f"-master.port.grpc={p[1]}", f"-volume.port={p[2]}", f"-volume.port.grpc={p[3]}",
@@ -94,6 +111,8 @@ def start_weed(data_dir: Path, *, timeout: float = 60, ports: list[int] | None =
         f"-admin.port={p[8]}", f"-admin.port.grpc={p[9]}", f"-webdav.port={p[10]}", "-admin.ui=false",
         "-s3.port.iceberg=0", "-s3.port.lance=0",
     ]
+    if tls is not None:
+        args += [f"-s3.cert.file={tls[0]}", f"-s3.key.file={tls[1]}", f"-s3.port.https={p[11]}"]
     env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
     log = data_dir / "weed.log"
     proc = subprocess.Popen(args, stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env, cwd=data_dir,
@@ -427,9 +446,11 @@ def make_archiving_cluster(root: Path) -> tuple[Path, int]:
 
 
 @contextlib.contextmanager
-def archiving_postgres(root: Path, data: Path, port: int, archive: dict[str, str], *, timeout: float = 60):
+def archiving_postgres(root: Path, data: Path, port: int, archive: dict[str, str], *, env: dict | None = None,
+                       timeout: float = 60):
     """Start the cluster ``make_archiving_cluster`` made, with the archive settings given (``archive_mode``,
-    ``archive_command``, ``archive_timeout``, ``wal_level``), on 127.0.0.1 and a socket in ``root``."""
+    ``archive_command``, ``archive_timeout``, ``wal_level``), on 127.0.0.1 and a socket in ``root``; ``env`` is the
+    server's environment (what its archive_command sees)."""
     import pytest
 
     settings = {"listen_addresses": "'127.0.0.1'", "port": str(port), "unix_socket_directories": f"'{root}'",
@@ -439,7 +460,7 @@ def archiving_postgres(root: Path, data: Path, port: int, archive: dict[str, str
         conf.write("\n" + "\n".join(f"{k} = {v}" for k, v in settings.items()) + "\n")
     log = root / "server.log"
     started = _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", str(int(timeout)),
-                            "start"])
+                            "start"], env=env)
     if started.returncode != 0:
         pytest.fail(f"pg_ctl start failed: {started.stderr[-1500:]} "
                     f"{log.read_text()[-1500:] if log.exists() else ''}", pytrace=False)

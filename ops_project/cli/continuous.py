@@ -49,12 +49,23 @@ def _archived(cfg, name: str | None) -> list:
 
 def cmd_setup(args: argparse.Namespace) -> int:
     """pgBackRest's configuration written, each stanza created in every region and checked end to end."""
-    from ops_project.continuous.pgbackrest import ArchiveFailed, config_path, server_settings, setup, write_config
+    from ops_project.continuous.pgbackrest import (
+        ArchiveFailed,
+        config_path,
+        server_settings,
+        server_variables,
+        setup,
+        write_config,
+    )
 
     cfg = _cfg(args)
     databases = _archived(cfg, args.database)
     write_config(cfg)
     print(f"pgBackRest configuration: {config_path(cfg)} (no secret in it)")
+    needs = server_variables(cfg)
+    if needs:
+        print("the PostgreSQL service's environment needs (an EnvironmentFile only it can read; README):\n" +
+              "\n".join(f"  {name}  ({source})" for name, source in needs))
     failed = 0
     for db in databases:
         lines = "\n".join(f"  {k} = '{v}'" for k, v in server_settings(cfg, db.name).items())

@@ -138,6 +138,23 @@ def environment(cfg, env: Mapping[str, str] | None = None) -> dict[str, str]:
     return out
 
 
+def server_variables(cfg) -> list[tuple[str, str]]:
+    """What the PostgreSQL server's own environment needs for ``archive-push`` to reach the S3 regions: each
+    ``PGBACKREST_REPO<n>_*`` variable and where its value comes from (names only, never values)."""
+    out = []
+    for n, region in enumerate(cfg.regions, 1):
+        if region.kind != "s3":
+            continue
+        source = f"the host of {region.endpoint_url_env}" if region.endpoint_url_env else \
+            (region.endpoint_url or "AWS's endpoint for the region")
+        out += [(f"PGBACKREST_REPO{n}_S3_ENDPOINT", source),
+                (f"PGBACKREST_REPO{n}_STORAGE_PORT", "its port (443 unless the URL names one)")]
+        if region.access_key_id_env:
+            out += [(f"PGBACKREST_REPO{n}_S3_KEY", region.access_key_id_env),
+                    (f"PGBACKREST_REPO{n}_S3_KEY_SECRET", region.secret_access_key_env)]
+    return out
+
+
 def _owner(user: str) -> tuple[int, int] | None:
     """(uid, gid) to hand files to, when this process is root and ``user`` is someone else; else None."""
     if os.geteuid() != 0 or user == getpass.getuser():
@@ -315,7 +332,7 @@ def recovered(cfg, db: DatabaseConfig, to: Path, *, at: datetime | None = None, 
                                            f"be recovered to it (`continuous status` shows from when each region "
                                            f"can restore; `continuous base-backup` takes one now)") from None
                 raise
-            conninfo = stack.enter_context(_server(pg, to))
+            conninfo = stack.enter_context(_server(pg, to, environment(cfg, env)))
         except BaseException:  # nothing half-restored is left behind to be mistaken for a good copy
             _discard(to, made)
             raise
@@ -334,9 +351,10 @@ def _discard(path: Path, made: bool) -> None:
 
 
 @contextlib.contextmanager
-def _server(pg, data: Path) -> Iterator[str]:
+def _server(pg, data: Path, env: dict[str, str]) -> Iterator[str]:
     """A server on ``data`` (a freshly restored cluster) with a socket in the directory, no TCP, archiving off,
-    our own trust-on-the-socket pg_hba; yields its conninfo once recovery has ended."""
+    our own trust-on-the-socket pg_hba; yields its conninfo once recovery has ended. ``env`` is pgBackRest's
+    (its restore_command fetches the WAL with ``archive-get``)."""
     import psycopg
 
     bins = _bin_dir(pg, data)
@@ -354,7 +372,7 @@ def _server(pg, data: Path) -> Iterator[str]:
     ctl = str(bins / "pg_ctl")
     start = subprocess.run(_as(pg.os_user, [ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "-t",
                                             str(START_TIMEOUT_SECONDS), "start"]),
-                           capture_output=True, text=True, timeout=START_TIMEOUT_SECONDS + 30)
+                           env=env, capture_output=True, text=True, timeout=START_TIMEOUT_SECONDS + 30)
     conninfo = f"host={data} port={port} user={pg.db_user} dbname=postgres connect_timeout=5"
     try:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS

@@ -5,6 +5,7 @@ while archiving is broken and recovering when it is mended; the point-in-time re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -39,15 +40,16 @@ def root():
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture
-def archived(root, monkeypatch):
-    """(config path, server): a cluster archiving into two local regions through pgBackRest, set up with the
-    CLI as README says (``continuous setup``)."""
+def _local(root: Path, name: str) -> dict:
+    (root / "regions" / name).mkdir(parents=True)
+    return {"name": name, "kind": "local", "path": str(root / "regions" / name)}
+
+
+@contextlib.contextmanager
+def _archiving(root: Path, monkeypatch, regions: list[dict], server_env: dict | None = None):
+    """(config path, server): a cluster archiving into ``regions`` through pgBackRest, set up with the CLI as
+    README says (``continuous setup``)."""
     data, port = make_archiving_cluster(root)
-    regions = []
-    for name in ("af-south-1", "eu-west-1"):
-        (root / "regions" / name).mkdir(parents=True)
-        regions.append({"name": name, "kind": "local", "path": str(root / "regions" / name)})
     config = root / "ops.yaml"
     config.write_text(yaml.safe_dump({
         "timezone": "Africa/Johannesburg", "objectives": {"rpo_minutes": 15, "rto_minutes": 60},
@@ -59,9 +61,16 @@ def archived(root, monkeypatch):
                                              "archive_timeout_seconds": ARCHIVE_TIMEOUT}}}}, sort_keys=False))
     cfg = load_config(config)
     monkeypatch.setenv(URL_ENV, f"postgresql://postgres@127.0.0.1:{port}/postgres")
-    with archiving_postgres(root, data, port, server_settings(cfg, "core")) as server:
+    with archiving_postgres(root, data, port, server_settings(cfg, "core"), env=server_env) as server:
         assert main(["--config", str(config), "continuous", "setup"]) == 0
         yield config, server
+
+
+@pytest.fixture
+def archived(root, monkeypatch):
+    """Two local regions: two pgBackRest repositories."""
+    with _archiving(root, monkeypatch, [_local(root, "af-south-1"), _local(root, "eu-west-1")]) as made:
+        yield made
 
 
 def _writer(url: str, stop: threading.Event, log: list) -> None:
@@ -101,8 +110,44 @@ def test_the_configuration_names_every_region_and_no_secret(archived):
     assert "archive-push" in server_settings(cfg, "core")["archive_command"]
 
 
-def test_a_restore_to_a_moment_holds_exactly_the_rows_committed_by_then(archived, root, capsys):
-    config, server = archived
+def test_a_restore_to_a_moment_holds_exactly_the_rows_committed_by_then(archived, capsys):
+    _restore_to_a_moment(*archived, capsys)
+
+
+def test_an_s3_region_over_tls_archives_and_restores_to_a_moment(root, monkeypatch, capsys):
+    from ops_project.continuous.pgbackrest import environment
+    from tests.conftest import unique
+    from tests.servers import ACCESS_KEY, SECRET_KEY, self_signed, start_weed
+
+    cert, key = self_signed(root)
+    weed = start_weed(root / "weed", tls=(cert, key))
+    try:
+        bucket = weed.make_bucket(unique("pgbr"))
+        for var, value in (("OPS_T_TLS_ENDPOINT", weed.https_endpoint), ("OPS_T_KEY", ACCESS_KEY),
+                           ("OPS_T_SECRET", SECRET_KEY), ("AWS_CA_BUNDLE", str(cert))):
+            monkeypatch.setenv(var, value)
+        regions = [_local(root, "af-south-1"),
+                   {"name": "eu-west-1", "kind": "s3", "bucket": bucket, "endpoint_url_env": "OPS_T_TLS_ENDPOINT",
+                    "access_key_id_env": "OPS_T_KEY", "secret_access_key_env": "OPS_T_SECRET"}]
+        (root / "pgbackrest").mkdir()
+        probe = root / "probe.yaml"
+        probe.write_text(yaml.safe_dump({"databases": [{"name": "x", "engine": "sqlite", "path": "x.db"}],
+                                         "regions": regions}))
+        server_env = {**os.environ, **environment(load_config(probe))}  # as the service's EnvironmentFile gives it
+        with _archiving(root, monkeypatch, regions, server_env) as (config, server):
+            out = capsys.readouterr().out
+            assert "PGBACKREST_REPO2_S3_KEY_SECRET  (OPS_T_SECRET)" in out  # what the service needs, by name
+            assert SECRET_KEY not in out and SECRET_KEY not in (root / "pgbackrest" / "pgbackrest.conf").read_text()
+            assert weed.https_endpoint not in (root / "pgbackrest" / "pgbackrest.conf").read_text()
+            _restore_to_a_moment(config, server, capsys)
+            keys = [o["Key"] for o in weed.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
+            assert any(k.startswith("continuous/pgbackrest/archive/core/") for k in keys)
+    finally:
+        weed.stop()
+
+
+def _restore_to_a_moment(config: Path, server, capsys) -> None:
+    root = config.parent
     assert main(["--config", str(config), "continuous", "base-backup"]) == 0
     out = capsys.readouterr().out
     assert "core: full backup" in out and "af-south-1" in out and "eu-west-1" in out

@@ -20,7 +20,7 @@ class PostgresArchive(Strict):
     socket_dir: Path = Path("/var/run/postgresql")  # pgBackRest connects through the server's Unix socket
     os_user: str = "postgres"  # the cluster's owner: pgBackRest, and a restored server, run as this user
     db_user: str = "postgres"  # the database role pgBackRest connects as (a superuser, for backups)
-    archive_timeout_seconds: int = Field(60, ge=1, le=3600)  # the server's archive_timeout: bounds the RPO
+    archive_timeout_seconds: int = Field(30, ge=1, le=3600)  # the server's archive_timeout: bounds the RPO
     bin_dir: Path | None = None  # pg_ctl of the cluster's version; default /usr/lib/postgresql/<PG_VERSION>/bin
 
 

@@ -202,15 +202,21 @@ def _restore_postgres_at(cfg, db, at: datetime, args: argparse.Namespace) -> int
     import psycopg
 
     from ops_project.continuous.pgbackrest import recovered, settings
-    from ops_project.continuous.pitr import whole_pg
+    from ops_project.continuous.pitr import Check, whole_pg
 
     pg = settings(cfg, db.name)
-    url = _clients(args).database_url(db) if db.url_env else None
-    dbname = (psycopg.conninfo.conninfo_to_dict(url).get("dbname") if url else None) or pg.db_user
     moment = f"{at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
     with recovered(cfg, db, Path(args.to), at=at, region=args.region) as done:
-        with psycopg.connect(f"{done.conninfo} dbname={dbname}", autocommit=True) as con:
-            whole, _markers = whole_pg(con)
+        with psycopg.connect(done.conninfo, autocommit=True) as con:
+            names = [n for (n,) in con.execute("SELECT datname FROM pg_database WHERE datallowconn "
+                                               "AND NOT datistemplate ORDER BY 1")]
+        checks = []
+        for name in names:  # every database of the cluster (the live URL is not needed in an emergency)
+            with psycopg.connect(f"{done.conninfo} dbname={name}", autocommit=True) as con:
+                checks.append((name, whole_pg(con)[0]))
+    bad = [f"{name}: {c.text}" for name, c in checks if not c.passed]
+    whole = Check("integrity", not bad, "; ".join(bad) or
+                  f"{len(checks)} databases, every table read to the end")
     if not whole.passed:
         print(f"error: recovered {db.name} as at {moment} from {done.region} into {done.data}, but {whole.text}: do "
               f"not use it; try another region (--region)", file=sys.stderr)

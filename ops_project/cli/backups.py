@@ -216,7 +216,7 @@ def _restore_postgres_at(cfg, db, at: datetime, args: argparse.Namespace) -> int
                 checks.append((name, whole_pg(con)[0]))
     bad = [f"{name}: {c.text}" for name, c in checks if not c.passed]
     whole = Check("integrity", not bad, "; ".join(bad) or
-                  f"{len(checks)} databases, every table read to the end")
+                  f"{len(checks)} database(s), every table read to the end")
     if not whole.passed:
         print(f"error: recovered {db.name} as at {moment} from {done.region} into {done.data}, but {whole.text}: do "
               f"not use it; try another region (--region)", file=sys.stderr)

@@ -150,12 +150,14 @@ def _invariant_checks(restored: dict[str, int], manifest: Manifest) -> list[Chec
     ]
 
 
-def _verify_sqlite(path: Path, manifest: Manifest) -> list[Check]:
+def _verify_sqlite(path: Path, manifest: Manifest, plaintext_ok: bool) -> list[Check]:
     """The engine's checks and ours side by side: integrity_check in one thread, foreign keys and invariants
-    in another (sqlite3 releases the GIL while a statement runs), content checksums in worker processes."""
+    in another (sqlite3 releases the GIL while a statement runs), row counts (and, for a manifest that recorded
+    them, content checksums in worker processes) beside them."""
+    import contextlib
     from concurrent.futures import ThreadPoolExecutor
 
-    from ops_project.backups.engines.sqlite import connect_ro, stats_workers
+    from ops_project.backups.engines.sqlite import ROWS_METHOD, connect_ro, counts_of_file, stats_workers
     from ops_project.backups.engines.sqlite import rule_counts as sqlite_rule_counts
 
     def connect() -> sqlite3.Connection:
@@ -176,8 +178,15 @@ def _verify_sqlite(path: Path, manifest: Manifest) -> list[Check]:
         finally:
             con.close()
 
-    with stats_workers(path, label=f"restored {path.name}", corrupt=CorruptDatabaseError) as stats, \
-            ThreadPoolExecutor(2) as pool:
+    rows_only = manifest.checksum_method == ROWS_METHOD
+    label = f"restored {path.name}"
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(3))
+        if rows_only:
+            counted = pool.submit(counts_of_file, path, label=label, corrupt=CorruptDatabaseError)
+            stats = counted.result
+        else:
+            stats = stack.enter_context(stats_workers(path, label=label, corrupt=CorruptDatabaseError))
         integrity_future, references_future = pool.submit(integrity), pool.submit(references)
         integrity_result = integrity_future.result()
         fk, invariants = references_future.result()
@@ -186,8 +195,16 @@ def _verify_sqlite(path: Path, manifest: Manifest) -> list[Check]:
             [*(i for i in integrity_result if i != "ok"), *(f"foreign key violation in {r[0]}" for r in fk[:5])])
         checks = [_check("engine_integrity", ok, msg, {"integrity_check": integrity_result[0],
                                                       "foreign_key_violations": len(fk)}), *invariants]
-        checks += _compare_stats(manifest, stats())
-    return checks
+        compared = _compare_stats(manifest, stats())
+    if rows_only:  # the content is proven by the plaintext's sha256: the restored file is the snapshot
+        counts_ok = next(c for c in compared if c.name == "row_counts").passed
+        compared = [c for c in compared if c.name != "content_checksums"]
+        compared.append(_check("content_checksums", plaintext_ok and counts_ok,
+                               "the restored file is the snapshot byte for byte (plaintext_sha256 matches): every "
+                               "table's content is as backed up" if plaintext_ok and counts_ok else
+                               "the restored bytes are not the snapshot's (plaintext_sha256 differs)" if not
+                               plaintext_ok else "row counts differ", {"method": "plaintext_sha256"}))
+    return checks + compared
 
 
 def _verify_postgres(dump: Path, manifest: Manifest, server_url: str, timings: Timings) -> list[Check]:
@@ -341,7 +358,7 @@ def verify(store: ObjectStore, database: DatabaseConfig, manifest: Manifest, *, 
             t = time.perf_counter()
             try:
                 if manifest.engine == "sqlite":
-                    checks += _verify_sqlite(dest, manifest)
+                    checks += _verify_sqlite(dest, manifest, fetched.plaintext_sha256 == manifest.sha256_plaintext)
                 else:
                     if not pg_server_url:
                         raise OpsError(f"database {database.name}: no PostgreSQL server to restore into "

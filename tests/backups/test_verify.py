@@ -14,6 +14,7 @@ import pytest
 
 from ops_project.backups.catalog import list_backups
 from ops_project.backups.encryption import parse_identities
+from ops_project.backups.engines.sqlite import CHECKSUM_METHOD, stats_of_file
 from ops_project.backups.layout import MANIFEST, VERIFICATION, backup_prefix
 from ops_project.backups.replicate import replicate
 from ops_project.backups.restore import NoBackupError, find_backup
@@ -127,10 +128,22 @@ def _alter_manifest(field_path):
         table = doc["tables"]["appointments"]
         if field_path == "rows":
             table["rows"] += 1
+        elif field_path == "plaintext":
+            doc["sha256_plaintext"] = "0" * 64
         else:
             table["checksum"] = "0" * len(table["checksum"])
         store.put_bytes(key, json.dumps(doc).encode())
     return plant
+
+
+def as_older_manifest(store, manifest, snapshot: Path) -> None:
+    """Rewrite the manifest as backups before issue 14 wrote it: every table's content checksum, computed from
+    the snapshot's bytes (``snapshot``: the database file the backup holds)."""
+    key = backup_prefix(manifest.database, manifest.backup_id) + MANIFEST
+    doc = json.loads(store.get_bytes(key))
+    doc["checksum_method"] = CHECKSUM_METHOD
+    doc["tables"] = {n: {"rows": t.rows, "checksum": t.checksum} for n, t in stats_of_file(snapshot).tables.items()}
+    store.put_bytes(key, json.dumps(doc).encode())
 
 
 FAULTS = {
@@ -138,7 +151,9 @@ FAULTS = {
     "flipped byte": (_flip, {"stored_sha256"}),
     "truncated object": (_truncate, {"stored_sha256"}),
     "manifest row count altered": (_alter_manifest("rows"), {"row_counts"}),
-    "manifest checksum altered": (_alter_manifest("checksum"), {"content_checksums"}),
+    # the plaintext's sha256 is what proves an SQLite backup's content: a restore that does not match it is not
+    # the snapshot, whatever its row counts say
+    "manifest plaintext sha256 altered": (_alter_manifest("plaintext"), {"plaintext_sha256", "content_checksums"}),
 }
 
 
@@ -156,6 +171,8 @@ def test_verifier_catches_planted_fault(backed_up, fault):
     if fault in ("flipped byte", "truncated object"):  # the stored object, expected and actual sums
         assert manifest.sha256_stored in messages and dr.describe(backup_prefix("booking", manifest.backup_id)) in \
             report.object_url, report.markdown()
+    elif fault == "manifest plaintext sha256 altered":
+        assert "0" * 64 in messages and "not the snapshot's" in messages, report.markdown()
     else:  # the table whose numbers were altered
         assert "appointments:" in messages and "manifest" in messages, report.markdown()
     assert report.conclusive
@@ -163,6 +180,24 @@ def test_verifier_catches_planted_fault(backed_up, fault):
     (stored,) = list_backups(dr, "booking")
     assert not stored.verified  # a failed verification never marks a backup good
     assert verified_rpo([dr], "booking", 240, now=datetime.now(UTC)).verified_backup_id is None
+
+
+def test_a_backup_from_before_issue_14_is_still_verified_by_its_content_checksums(backed_up, demo_db, tmp_path):
+    """Older manifests carry every table's content checksum: verification still computes and compares them."""
+    cfg, _primary, dr, manifest = backed_up
+    snapshot = tmp_path / "snapshot.db"
+    run(["zstd", "-d", "-q", str(data_path(dr, manifest)), "-o", str(snapshot)])
+    as_older_manifest(dr, manifest, snapshot)
+    entry = find_backup(dr, "booking", manifest.backup_id)
+    assert entry.manifest.checksum_method == CHECKSUM_METHOD
+    report = verify(dr, cfg.databases[0], entry.manifest, rto_minutes=120)
+    assert report.passed, report.markdown()
+    assert next(c for c in report.checks if c.name == "content_checksums").message == f"{len(entry.manifest.tables)} tables match"
+    _alter_manifest("checksum")(dr, manifest)
+    report = verify(dr, cfg.databases[0], find_backup(dr, "booking", manifest.backup_id).manifest, rto_minutes=120)
+    failed = {c.name for c in report.failures}
+    assert failed == {"content_checksums"}, report.markdown()
+    assert "appointments: " in report.markdown()
 
 
 def test_missing_manifest_is_named(backed_up):

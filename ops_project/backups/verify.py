@@ -126,16 +126,25 @@ def _compare_stats(manifest: Manifest, actual: SnapshotStats) -> list[Check]:
     return checks
 
 
-def _invariant_checks(restored: dict[str, int], manifest: Manifest) -> list[Check]:
+def _invariant_checks(restored: dict[str, int], manifest: Manifest, *, snapshot_bytes: bool | None = None) \
+        -> list[Check]:
     """``booking_invariants`` (blocking): the restore keeps the rule counts the live database had when the
     snapshot was taken. ``live_data_invariants`` (warning): the live database itself kept the rules then.
     A backup faithfully copies a double booking that exists in the live database: that is not corruption.
-    Manifests written before these counts were recorded fall back to "no violation at all"."""
+
+    An SQLite backup records no counts (``snapshot_bytes`` says whether the restore is the snapshot byte for
+    byte): its restore's counts are the snapshot's when the plaintext's sha256 matches, and unknown when not.
+    Other manifests written before these counts were recorded fall back to "no violation at all"."""
     meta = {"rules_checked": len(restored), **{k.replace(" ", "_"): n for k, n in restored.items()}}
     if not restored:
         return [_check("booking_invariants", True, "not a booking schema: no rule applies", meta),
                 _check("live_data_invariants", True, "not a booking schema: no rule applies")]
-    at_snapshot = manifest.invariants if manifest.invariants is not None else dict.fromkeys(restored, 0)
+    if manifest.invariants is None and snapshot_bytes is False:
+        return [_check("booking_invariants", False, "the restored bytes are not the snapshot's (plaintext_sha256 "
+                                                    "differs): the counts at snapshot time are unknown", meta),
+                _check("live_data_invariants", False, "unknown: the restore is not the snapshot")]
+    at_snapshot = manifest.invariants if manifest.invariants is not None else \
+        dict(restored) if snapshot_bytes else dict.fromkeys(restored, 0)
     changed = [f"{name}: {restored.get(name, 0)} restored, {at_snapshot.get(name, 0)} at snapshot"
                for name in sorted(set(restored) | set(at_snapshot))
                if restored.get(name, 0) != at_snapshot.get(name, 0)]
@@ -160,6 +169,8 @@ def _verify_sqlite(path: Path, manifest: Manifest, plaintext_ok: bool) -> list[C
     from ops_project.backups.engines.sqlite import ROWS_METHOD, connect_ro, counts_of_file, stats_workers
     from ops_project.backups.engines.sqlite import rule_counts as sqlite_rule_counts
 
+    rows_only = manifest.checksum_method == ROWS_METHOD
+
     def connect() -> sqlite3.Connection:
         return connect_ro(path, check_same_thread=False)
 
@@ -174,11 +185,11 @@ def _verify_sqlite(path: Path, manifest: Manifest, plaintext_ok: bool) -> list[C
         con = connect()
         try:
             fk = con.execute("PRAGMA foreign_key_check").fetchall()
-            return fk, _invariant_checks(sqlite_rule_counts(con), manifest)
+            return fk, _invariant_checks(sqlite_rule_counts(con), manifest,
+                                         snapshot_bytes=plaintext_ok if rows_only else None)
         finally:
             con.close()
 
-    rows_only = manifest.checksum_method == ROWS_METHOD
     label = f"restored {path.name}"
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(ThreadPoolExecutor(3))

@@ -156,7 +156,10 @@ def cmd_replicate(args: argparse.Namespace) -> int:
     return exits.OK
 
 
-def _moment(text: str) -> datetime:
+def _moment(text: str) -> datetime | None:
+    """``--at``: a moment with its offset, or ``latest`` (None: as far as the continuous copy reaches)."""
+    if text.strip().lower() == "latest":
+        return None
     try:
         at = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -186,17 +189,17 @@ def cmd_restore_at(args: argparse.Namespace) -> int:
 
     done = restore(cfg, db, Path(args.to), at=at, region=args.region, force=args.force)
     found = integrity(done.path)
-    moment = f"{at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    moment = f"at {at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}" if at else "at its newest position (latest)"
     if found != "ok":
-        print(f"error: restored {db.name} as at {moment} from {done.region} to {done.path}, but it FAILED "
+        print(f"error: restored {db.name} as {moment} from {done.region} to {done.path}, but it FAILED "
               f"PRAGMA integrity_check ({found}): do not use it; try another region (--region)", file=sys.stderr)
         return exits.UNTRUSTED
-    print(f"restored {db.name} as it was at {moment} from the continuous replica in {done.region} to {done.path} "
+    print(f"restored {db.name} as it was {moment} from the continuous replica in {done.region} to {done.path} "
           f"({done.seconds:.1f}s, PRAGMA integrity_check ok)")
     return exits.OK
 
 
-def _restore_postgres_at(cfg, db, at: datetime, args: argparse.Namespace) -> int:
+def _restore_postgres_at(cfg, db, at: datetime | None, args: argparse.Namespace) -> int:
     """The cluster recovered from its pgBackRest archive to ``at`` in the new data directory ``--to``, started on a
     socket of its own to prove it whole, then stopped and left there for on-call to start."""
     import psycopg
@@ -205,23 +208,26 @@ def _restore_postgres_at(cfg, db, at: datetime, args: argparse.Namespace) -> int
     from ops_project.continuous.pitr import Check, whole_pg
 
     pg = settings(cfg, db.name)
-    moment = f"{at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    moment = f"at {at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}" if at else "at its newest position (latest)"
     with recovered(cfg, db, Path(args.to), at=at, region=args.region) as done:
-        with psycopg.connect(done.conninfo, autocommit=True) as con:
-            names = [n for (n,) in con.execute("SELECT datname FROM pg_database WHERE datallowconn "
-                                               "AND NOT datistemplate ORDER BY 1")]
         checks = []
-        for name in names:  # every database of the cluster (the live URL is not needed in an emergency)
-            with psycopg.connect(f"{done.conninfo} dbname={name}", autocommit=True) as con:
-                checks.append((name, whole_pg(con)[0]))
+        try:
+            with psycopg.connect(done.conninfo, autocommit=True) as con:
+                names = [n for (n,) in con.execute("SELECT datname FROM pg_database WHERE datallowconn "
+                                                   "AND NOT datistemplate ORDER BY 1")]
+            for name in names:  # every database of the cluster (the live URL is not needed in an emergency)
+                with psycopg.connect(f"{done.conninfo} dbname={name}", autocommit=True) as con:
+                    checks.append((name, whole_pg(con)[0]))
+        except psycopg.Error as exc:
+            checks.append(("the cluster", Check("integrity", False, f"cannot be read: {exc}")))
     bad = [f"{name}: {c.text}" for name, c in checks if not c.passed]
     whole = Check("integrity", not bad, "; ".join(bad) or
                   f"{len(checks)} database(s), every table read to the end")
     if not whole.passed:
-        print(f"error: recovered {db.name} as at {moment} from {done.region} into {done.data}, but {whole.text}: do "
+        print(f"error: recovered {db.name} as {moment} from {done.region} into {done.data}, but {whole.text}: do "
               f"not use it; try another region (--region)", file=sys.stderr)
         return exits.UNTRUSTED
-    print(f"recovered {db.name}'s cluster as it was at {moment} from the WAL archive in {done.region} into "
+    print(f"recovered {db.name}'s cluster as it was {moment} from the WAL archive in {done.region} into "
           f"{done.data} ({done.seconds:.1f}s; {whole.text}). Archiving is off in it. Start it with: "
           f"runuser -u {pg.os_user} -- {_pg_ctl_hint(done.data)} -D {done.data} -o '-p PORT' start")
     return exits.OK
@@ -295,8 +301,9 @@ def add_parsers(sub) -> list[argparse.ArgumentParser]:
                                                  "PostgreSQL with --at: a new directory for the recovered cluster")
     res.add_argument("--force", action="store_true", help="SQLite: replace an existing database file")
     res.add_argument("--at", help="restore as the database was at this moment (ISO 8601 with offset, e.g. "
-                                  "2026-11-22T10:42:00Z): SQLite from its Litestream replica, PostgreSQL from its "
-                                  "pgBackRest archive (the whole cluster, on the database host)")
+                                  "2026-11-22T10:42:00Z), or `latest` for as far as the copy reaches: SQLite from its "
+                                  "Litestream replica, PostgreSQL from its pgBackRest archive (the whole cluster, on "
+                                  "the database host)")
     res.add_argument("--no-privileges", action="store_true",
                      help="PostgreSQL: drop owners and grants (when the roles do not exist where you restore)")
     res.set_defaults(func=cmd_restore)

@@ -39,6 +39,8 @@ class ContinuousConfig(Strict):
     base_backup_cron: str = "30 1 * * *"  # pgBackRest full backups (a restore to a moment starts from one)
     base_backups_kept: int = Field(2, ge=1, le=30)  # full backups kept per region, with the WAL they need
     pgbackrest_dir: Path = Path(".ops/pgbackrest")  # pgBackRest's configuration, log, lock and spool
+    archive_queue_max_gb: int = Field(4, ge=1)  # WAL waiting for a refusing region past this is dropped
+    recovery_timeout_minutes: int = Field(60, ge=1)  # a restored cluster replaying WAL up to the moment
 
     @field_validator("restore_test_cron", "base_backup_cron")
     @classmethod

@@ -16,9 +16,9 @@ the PostgreSQL service needs the same ones in its environment for ``archive-push
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -31,19 +31,28 @@ from urllib.parse import urlsplit
 
 from ops_project.backups.restore import NoBackupError
 from ops_project.common.config import DatabaseConfig, secret
-from ops_project.common.errors import ConfigError, OpsError
+from ops_project.common.errors import ConfigError, IntegrityError, OpsError
 from ops_project.common.scrub import scrub
 
 PREFIX = "continuous/pgbackrest"  # each region's pgBackRest repository
 KEEP = ("PATH", "LANG", "TZ")
 TIMEOUT_SECONDS = 6 * 3600  # a base backup of a large cluster takes long; a hung one must still end
-START_TIMEOUT_SECONDS = 600  # a restored server replaying WAL up to the moment
 SHORT_OF_THE_MOMENT = ("recovery ended before configured recovery target was reached",
                        "requested recovery stop point is before consistent recovery point")
 
 
 class ArchiveFailed(OpsError):
     """pgBackRest (or a restored server) could not do its work: our environment, not a verdict on the archive."""
+
+
+class ArchiveCorrupt(IntegrityError):
+    """What the archive holds cannot be read back as it was written (a checksum or format error): a verdict on
+    the archive, not on our environment."""
+
+
+# pgBackRest's words for stored bytes that are not what was written (anything else is our environment)
+CORRUPT = re.compile(r"checksum|corrupt|\[FormatError\]|unexpected eof|decompress|zstd? error|"
+                     r"invalid (size|header|format|magic)", re.IGNORECASE)
 
 
 class NothingToRecover(NoBackupError):
@@ -97,8 +106,11 @@ def config_text(cfg) -> str:
     lines = ["# written by python -m ops_project continuous setup (from ops.yaml): do not edit",
              "# S3 endpoints and keys come from PGBACKREST_REPO<n>_* variables in the environment", "[global]",
              f"log-path={work / 'log'}", f"lock-path={work / 'lock'}", f"spool-path={work / 'spool'}",
-             "log-level-console=warn", "log-level-stderr=off", "log-level-file=info", "start-fast=y",
-             "compress-type=zst", "compress-level=3", "archive-async=n", "archive-check=y"]
+             "log-level-console=warn", "log-level-stderr=off", "log-level-file=off", "start-fast=y",
+             "compress-type=zst", "compress-level=3", "archive-async=n", "archive-check=y",
+             # a region that refuses WAL must not fill the live server's disk: past this much waiting WAL,
+             # pgBackRest drops it (a hole the point-in-time test then reads as red), PostgreSQL keeps running
+             f"archive-push-queue-max={c.archive_queue_max_gb}GiB"]
     for n, region in enumerate(cfg.regions, 1):
         lines.append(f"repo{n}-retention-full={c.base_backups_kept}")
         if region.kind == "local":
@@ -157,10 +169,10 @@ def server_variables(cfg) -> list[tuple[str, str]]:
 
 def _owner(user: str) -> tuple[int, int] | None:
     """(uid, gid) to hand files to, when this process is root and ``user`` is someone else; else None."""
-    if os.geteuid() != 0 or user == getpass.getuser():
-        return None
     import pwd
 
+    if os.geteuid() != 0 or user == pwd.getpwuid(os.geteuid()).pw_name:
+        return None
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
@@ -185,21 +197,35 @@ def write_config(cfg) -> Path:
     path = config_path(cfg)
     users = {pg.os_user for pg in cfg.continuous.postgres.values()}
     work = path.parent
-    for sub in (work, work / "log", work / "lock", work / "spool"):
-        sub.mkdir(parents=True, exist_ok=True)
-        for user in users:
-            _give(sub, user)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(config_text(cfg))
-    tmp.chmod(0o644)
-    tmp.replace(path)
-    for region in cfg.regions:
-        if region.kind == "local":
-            repo = Path(region.path).resolve() / PREFIX
-            repo.mkdir(parents=True, exist_ok=True)
-            for user in users:
-                _give(repo, user)
+    local = [Path(r.path).resolve() / PREFIX for r in cfg.regions if r.kind == "local"]
+    try:
+        for sub in (work, work / "log", work / "lock", work / "spool", *local):
+            if not sub.exists():  # only what this makes is handed over: never a directory that was there
+                sub.mkdir(parents=True)
+                for user in users:
+                    _give(sub, user)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(config_text(cfg))
+        tmp.chmod(0o644)
+        tmp.replace(path)
+    except PermissionError as exc:
+        raise ConfigError(f"cannot write pgBackRest's configuration or repositories ({exc.filename}: permission "
+                          f"denied): run `continuous setup` as root or as the cluster's owner") from None
     return path
+
+
+def _current(cfg) -> None:
+    """The written configuration must be the one ops.yaml gives now: a region added, removed or reordered since
+    ``setup`` would make ``--repo=n`` name another region."""
+    path = config_path(cfg)
+    try:
+        written = path.read_text()
+    except OSError:
+        raise ConfigError(f"pgBackRest's configuration {path} is missing: run `python -m ops_project continuous "
+                          f"setup` on the database host") from None
+    if written != config_text(cfg):
+        raise ConfigError(f"pgBackRest's configuration {path} differs from what {cfg.source} gives now (regions or "
+                          f"clusters changed): run `python -m ops_project continuous setup` on the database host")
 
 
 def run(cfg, name: str, *args: str, env: Mapping[str, str] | None = None,
@@ -207,18 +233,35 @@ def run(cfg, name: str, *args: str, env: Mapping[str, str] | None = None,
     """``pgbackrest --stanza=<name> ARGS`` as the cluster's owner; its output. ``ArchiveFailed`` (scrubbed of
     every secret) when it fails."""
     pg = settings(cfg, name)
+    if args[-1:] != ("stanza-create",):
+        _current(cfg)
     run_env = environment(cfg, env)
     argv = _as(pg.os_user, [binary(), f"--config={config_path(cfg)}", f"--stanza={name}", *args])
+    returncode, out, err = _run_group(argv, run_env, timeout, what=f"pgbackrest {args[-1] if args else ''} of {name}")
+    if returncode != 0:
+        said = scrub((err + out).strip(), run_env.values())
+        error = ArchiveCorrupt if CORRUPT.search(said) else ArchiveFailed
+        raise error(f"pgbackrest {' '.join(args)} of {name} failed (exit {returncode}): {said[-1500:] or 'no output'}")
+    return out
+
+
+def _run_group(argv: list[str], env: Mapping[str, str], timeout: float, *, what: str) -> tuple[int, str, str]:
+    """Run ``argv`` in a process group of its own; on timeout the whole group is killed (a runuser whose
+    pgBackRest child kept running would hold the stanza's lock)."""
     try:
-        done = subprocess.run(argv, env=run_env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.Popen(argv, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+    except OSError as exc:
+        raise ArchiveFailed(f"cannot run {argv[0]}: {exc.strerror}") from None
+    try:
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise ArchiveFailed(f"pgbackrest {args[-1] if args else ''} of {name} took more than {timeout:.0f} s") \
-            from None
-    if done.returncode != 0:
-        said = scrub((done.stderr + done.stdout).strip(), run_env.values())
-        raise ArchiveFailed(f"pgbackrest {' '.join(args)} of {name} failed (exit {done.returncode}): "
-                            f"{said[-1500:] or 'no output'}")
-    return done.stdout
+        import signal
+
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise ArchiveFailed(f"{what} took more than {timeout:.0f} s and was stopped") from None
+    return proc.returncode, out, err
 
 
 def archive_command(cfg, name: str) -> str:
@@ -251,13 +294,20 @@ class BaseBackup:
 def base_backup(cfg, name: str, env: Mapping[str, str] | None = None) -> list[BaseBackup]:
     """A full backup into each region (pgBackRest writes one repository per backup), oldest expired per
     ``base_backups_kept``."""
-    out = []
-    for region in cfg.regions:
+    out, failed = [], []
+    for region in cfg.regions:  # a region that fails does not keep the others from their backup
         n = repo_index(cfg, region.name)
         started = time.monotonic()
-        run(cfg, name, f"--repo={n}", "--type=full", "backup", env=env)
+        try:
+            run(cfg, name, f"--repo={n}", "--type=full", "backup", env=env)
+        except ArchiveFailed as exc:
+            failed.append(f"{region.name}: {exc}")
+            continue
         label = newest_label(info(cfg, name, env=env), n)
         out.append(BaseBackup(name, region.name, label or "?", time.monotonic() - started))
+    if failed:
+        done = ", ".join(f"{b.region} ({b.label})" for b in out) or "none"
+        raise ArchiveFailed(f"full backup of {name} failed in {'; '.join(failed)} (done: {done})")
     return out
 
 
@@ -304,20 +354,25 @@ def recovered(cfg, db: DatabaseConfig, to: Path, *, at: datetime | None = None, 
     was at ``at`` (None: as far as the archive reaches), start it on a socket of its own with archiving off,
     wait for recovery to end, and yield it running; it is stopped on the way out and ``to`` stays behind.
 
-    ``NothingToRecover`` when the archive does not reach the moment; ``ArchiveFailed`` for our environment.
+    ``NothingToRecover`` when the archive does not reach the moment; ``ArchiveCorrupt`` when what it holds does
+    not read back; ``ArchiveFailed`` for our environment (a region unreachable, scratch too small, a server that
+    will not start). Whatever fails, nothing half-restored is left in ``to``.
     """
     pg = settings(cfg, db.name)
     region_cfg = cfg.region(region) if region else cfg.restore_region
     to = Path(to)
-    if to.exists() and any(to.iterdir()):
-        raise OpsError(f"{to} already exists and is not empty: choose a new directory for the restored cluster")
+    if to.exists() and (not to.is_dir() or any(to.iterdir())):
+        raise OpsError(f"{to} already exists{' and is not empty' if to.is_dir() else ''}: choose a new directory "
+                       f"for the restored cluster")
     if not to.parent.is_dir():
         raise OpsError(f"{to.parent} does not exist: create it first")
+    repo = repo_index(cfg, region_cfg.name)
+    _room_for(cfg, db.name, repo, to.parent, env)
     made = not to.exists()
     to.mkdir(mode=0o700, exist_ok=True)
     _give(to, pg.os_user)
     started = time.monotonic()
-    args = [f"--repo={repo_index(cfg, region_cfg.name)}", f"--pg1-path={to}", "--archive-mode=off"]
+    args = [f"--repo={repo}", f"--pg1-path={to}", "--archive-mode=off", f"--tablespace-map-all={to}/ops_tablespaces"]
     if at is not None:
         args += ["--type=time", f"--target={at.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S.%f+00')}",
                  "--target-action=promote"]
@@ -332,11 +387,24 @@ def recovered(cfg, db: DatabaseConfig, to: Path, *, at: datetime | None = None, 
                                            f"be recovered to it (`continuous status` shows from when each region "
                                            f"can restore; `continuous base-backup` takes one now)") from None
                 raise
-            conninfo = stack.enter_context(_server(pg, to, environment(cfg, env)))
+            conninfo = stack.enter_context(_server(pg, to, environment(cfg, env),
+                                                   timeout=cfg.continuous.recovery_timeout_minutes * 60))
         except BaseException:  # nothing half-restored is left behind to be mistaken for a good copy
             _discard(to, made)
             raise
         yield Recovered(db.name, region_cfg.name, to, conninfo, time.monotonic() - started)
+
+
+def _room_for(cfg, name: str, repo: int, where: Path, env) -> None:
+    """Scratch must hold the restored cluster: the newest full backup's database size, and a tenth more for the
+    WAL replayed. Too little room is our environment's failure, said before anything is written."""
+    sizes = [b.get("info", {}).get("size", 0) for b in info(cfg, name, env=env).get("backup", [])
+             if b.get("database", {}).get("repo-key") == repo]
+    need = int(max(sizes, default=0) * 1.1) + (64 << 20)
+    free = shutil.disk_usage(where).free
+    if free < need:
+        raise ArchiveFailed(f"{where} has {free >> 20} MiB free and the restored cluster of {name} needs about "
+                            f"{need >> 20} MiB: give restore.scratch_dir (or --to) a volume with room")
 
 
 def _discard(path: Path, made: bool) -> None:
@@ -351,55 +419,87 @@ def _discard(path: Path, made: bool) -> None:
 
 
 @contextlib.contextmanager
-def _server(pg, data: Path, env: dict[str, str]) -> Iterator[str]:
+def _server(pg, data: Path, env: dict[str, str], *, timeout: float) -> Iterator[str]:
     """A server on ``data`` (a freshly restored cluster) with a socket in the directory, no TCP, archiving off,
-    our own trust-on-the-socket pg_hba; yields its conninfo once recovery has ended. ``env`` is pgBackRest's
-    (its restore_command fetches the WAL with ``archive-get``)."""
+    no hot standby (a live server's larger limits cannot stop recovery), our own trust-on-the-socket pg_hba;
+    yields its conninfo once recovery has ended. ``env`` is pgBackRest's (its restore_command fetches the WAL
+    with ``archive-get``)."""
     import psycopg
 
     bins = _bin_dir(pg, data)
     hba = data / "ops_restore_hba.conf"
     hba.write_text("local all all trust\n")
     _give(hba, pg.os_user)
-    if not (data / "postgresql.conf").exists():  # Debian keeps it in /etc: the restored cluster has none
-        (data / "postgresql.conf").write_text("# written by ops_project for a restored cluster\n")
-        _give(data / "postgresql.conf", pg.os_user)
+    for name, text in (("postgresql.conf", "# written by ops_project for a restored cluster\n"),
+                       ("pg_hba.conf", "# written by ops_project for a restored cluster: its owner, on the socket\n"
+                                       "local all all peer\n")):
+        if not (data / name).exists():  # Debian keeps them in /etc: the restored cluster has none
+            (data / name).write_text(text)
+            _give(data / name, pg.os_user)
     port = 5432
     options = (f"-c port={port} -c listen_addresses='' -c unix_socket_directories='{data}' "
                f"-c hba_file='{hba}' -c archive_mode=off -c archive_command='' -c logging_collector=off "
-               f"-c log_destination=stderr")
+               f"-c log_destination=stderr -c hot_standby=off -c lc_messages=C")
     log = data / "ops_restore.log"
     ctl = str(bins / "pg_ctl")
-    start = subprocess.run(_as(pg.os_user, [ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "-t",
-                                            str(START_TIMEOUT_SECONDS), "start"]),
-                           env=env, capture_output=True, text=True, timeout=START_TIMEOUT_SECONDS + 30)
-    conninfo = f"host={data} port={port} user={pg.db_user} dbname=postgres connect_timeout=5"
+    secrets = list(env.values())
+    returncode, _out, err = _run_group(_as(pg.os_user, [ctl, "-D", str(data), "-l", str(log), "-o", options, "-w",
+                                                        "-t", str(int(timeout)), "start"]),
+                                       env, timeout + 30, what=f"starting the restored cluster in {data}")
+    conninfo = (f"host={data} port={port} user={pg.db_user} dbname=postgres connect_timeout=5 "
+                f"options='-c statement_timeout=0'")
     try:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        deadline = time.monotonic() + timeout
         while True:
             said = log.read_text(errors="replace") if log.exists() else ""
+            fetch = _fetch_error(said)
+            if fetch is not None:  # a WAL segment that could not be fetched ends recovery early: never a verdict
+                error = ArchiveCorrupt if CORRUPT.search(fetch) else ArchiveFailed
+                raise error(f"recovering the cluster in {data}: pgBackRest could not fetch WAL from the region: "
+                            f"{scrub(fetch, secrets)}")
             if any(m in said for m in SHORT_OF_THE_MOMENT):
-                raise NothingToRecover(f"the archive does not reach the moment asked for (WAL after its last "
-                                       f"archived segment is not in the region, or the moment is before the base "
-                                       f"backup's end): {_last(said)}")
-            if start.returncode != 0 or not _running(ctl, pg, data):
-                raise ArchiveFailed(f"the restored cluster in {data} did not start or stopped during recovery: "
-                                    f"{_last(said) if said else start.stderr.strip()[-400:]}")
+                raise NothingToRecover(f"the archive does not reach the moment asked for: no transaction it holds "
+                                       f"committed after the moment (WAL not yet in the region, or nothing written "
+                                       f"since), so recovery cannot tell it got there. Ask for an earlier moment, or "
+                                       f"`--at latest` for everything the archive holds "
+                                       f"({scrub(_last(said), secrets)})")
             try:
                 with psycopg.connect(conninfo, autocommit=True) as con:
                     if not con.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
                         break
             except psycopg.OperationalError:
-                pass
+                if returncode != 0 or not _running(ctl, pg, data):
+                    detail = _last(said) if said else err.strip()[-400:]
+                    raise ArchiveFailed(f"the restored cluster in {data} did not start or stopped during recovery: "
+                                        f"{scrub(detail, secrets)}") from None
             if time.monotonic() > deadline:
-                raise ArchiveFailed(f"the restored cluster in {data} was still recovering after "
-                                    f"{START_TIMEOUT_SECONDS} s: {_last(said)}")
-            time.sleep(0.2)
+                raise ArchiveFailed(f"the restored cluster in {data} was still recovering after {timeout:.0f} s "
+                                    f"(continuous.recovery_timeout_minutes): {scrub(_last(said), secrets)}")
+            time.sleep(0.5)
         yield conninfo
     finally:
-        subprocess.run(_as(pg.os_user, [ctl, "-D", str(data), "-m", "fast", "-w", "stop"]), capture_output=True,
-                       timeout=120)
+        try:
+            _run_group(_as(pg.os_user, [ctl, "-D", str(data), "-m", "fast", "-w", "stop"]), env, 120,
+                       what=f"stopping the restored cluster in {data}")
+        except ArchiveFailed:
+            _run_group(_as(pg.os_user, [ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]), env, 60,
+                       what=f"stopping the restored cluster in {data}")
         hba.unlink(missing_ok=True)
+
+
+def _fetch_error(log: str) -> str | None:
+    """pgBackRest's own error from the server's restore_command (``archive-get``), if any: a segment that is
+    simply not there yet ends recovery without one."""
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if "ERROR: [" in line:  # pgBackRest's form (its detail on the lines after); PostgreSQL's is "ERROR:  text"
+            detail = [line.strip()]
+            for more in lines[i + 1:i + 8]:
+                if more[:1].isdigit():  # the next line with a timestamp of its own
+                    break
+                detail.append(more.strip())
+            return " ".join(d for d in detail if d)[-800:]
+    return None
 
 
 def _running(ctl: str, pg, data: Path) -> bool:

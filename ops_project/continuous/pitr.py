@@ -169,8 +169,8 @@ def whole_pg(con) -> tuple[Check, list[datetime]]:
     from ops_project.continuous.markers import read_markers_pg
 
     try:
-        tables = con.execute("SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables "
-                             "ORDER BY 1").fetchall()
+        tables = con.execute("SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname NOT IN "
+                             "('pg_catalog', 'information_schema') ORDER BY 1").fetchall()
         rows = sum(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for (t,) in tables)
         got = read_markers_pg(con)
     except psycopg.Error as exc:

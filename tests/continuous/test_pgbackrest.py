@@ -293,3 +293,54 @@ def test_through_dagster_base_backups_markers_and_the_point_in_time_test_feed_th
         stop.set()
         marker.join()
     assert not [p for p in Path(cfg.restore.scratch_dir).iterdir() if p.name.startswith("ops-pitr-")]
+
+
+def test_a_corrupt_archive_is_a_verdict_and_an_unreadable_region_is_not(archived, root, capsys):
+    """Bytes in the archive that do not read back: exit 3 (untrusted). A region pgBackRest cannot read: exit 1
+    (our environment). Either way nothing is left in the target directory."""
+    from ops_project.continuous.markers import write_marker_pg
+    from ops_project.continuous.replicas import WAL_SEGMENT
+
+    config, server = archived
+    assert main(["--config", str(config), "continuous", "base-backup"]) == 0
+    for _ in range(4):
+        write_marker_pg(server.url, keep_hours=1)
+        time.sleep(1)
+    moment = datetime.now(UTC)
+    for _ in range(3):  # recovery to a moment stops at the first commit after it: there must be one
+        time.sleep(1)
+        write_marker_pg(server.url, keep_hours=1)
+    time.sleep(ARCHIVE_TIMEOUT + 4)
+    at = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    archive = root / "regions" / "eu-west-1" / "continuous" / "pgbackrest" / "archive" / "core"
+    segments = [p for p in archive.rglob("*") if p.is_file() and WAL_SEGMENT.search("/" + p.name)]
+    assert segments
+    kept = {p: p.read_bytes() for p in segments}
+    for p in segments:  # every segment's compressed bytes damaged in the middle
+        raw = bytearray(kept[p])
+        raw[len(raw) // 2] ^= 0xFF
+        p.write_bytes(bytes(raw))
+    capsys.readouterr()
+    target = root / "from-corrupt"
+    code = main(["--config", str(config), "backups", "restore", "--database", "core", "--at", at, "--to", str(target)])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "could not fetch WAL" in err and not target.exists()
+    for p, raw in kept.items():
+        p.write_bytes(raw)
+    archive.chmod(0o000)
+    try:
+        code = main(["--config", str(config), "backups", "restore", "--database", "core", "--at", at,
+                     "--to", str(target)])
+        err = capsys.readouterr().err
+        assert code == 1, err  # could not look: not a verdict on the archive
+        assert "could not fetch WAL from the region" in err, err
+        assert not target.exists()
+    finally:
+        archive.chmod(0o750)
+    assert main(["--config", str(config), "backups", "restore", "--database", "core", "--at", at,
+                 "--to", str(target)]) == 0, capsys.readouterr().err
+    newest = root / "latest"
+    assert main(["--config", str(config), "backups", "restore", "--database", "core", "--at", "latest",
+                 "--to", str(newest)]) == 0
+    assert "as it was at its newest position (latest)" in capsys.readouterr().out

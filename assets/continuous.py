@@ -24,6 +24,7 @@ from dagster import (
 
 from assets.guard import guarded
 from ops_project.backups.restore import NoBackupError
+from ops_project.common.errors import IntegrityError
 from ops_project.common.markdown import table
 from ops_project.config import OpsConfig
 from ops_project.continuous.litestream import KEEP, RestoreFailed
@@ -78,6 +79,21 @@ def _test_one(cfg: OpsConfig, db, store, resources, *, rng, now, scratch: Path, 
         return run_test_pg(cfg, db, resources.databases.prepare(db.name), store, rng=rng, now=now, scratch=scratch,
                            env=env)
     return run_test(cfg, db, store, rng=rng, now=now, scratch=scratch, env=env)
+
+
+def _due(cfg: OpsConfig, db, store, now: datetime) -> str | None:
+    """Why ``db`` is not tested in this run (None: it is). A PostgreSQL cluster is restored whole, twice: at most
+    every ``continuous.postgres_test_every_hours``, not at every run of the hourly schedule."""
+    from ops_project.continuous.record import last_passed
+
+    every = cfg.continuous.postgres_test_every_hours
+    if db.engine != "postgres" or every == 0:
+        return None
+    last = last_passed(store, db.name)  # a failed last test is tested again at once
+    if last is None or (now - last).total_seconds() >= every * 3600:
+        return None
+    return (f"{db.name}: passed at {last:%Y-%m-%dT%H:%M:%SZ}; a PostgreSQL cluster is tested again after {every} h "
+            f"(continuous.postgres_test_every_hours)")
 
 
 def _age(seconds: float | None) -> str:
@@ -156,18 +172,23 @@ def build_continuous_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         rng = random.Random()
         scratch = Path(tempfile.mkdtemp(prefix="ops-pitr-", dir=ops_cfg.restore.scratch_dir))
         scratch.chmod(0o711)  # a restored PostgreSQL cluster below it belongs to the cluster's owner
-        results, trouble, failed = [], [], []
+        results, trouble, failed, skipped = [], [], [], []
         try:
             for db in ops_cfg.continuous_protected:
                 now = datetime.now(UTC)
+                due = _due(ops_cfg, db, store, now)
+                if due is not None:
+                    skipped.append(due)
+                    context.log.info(due)
+                    continue
                 try:
                     result = _test_one(ops_cfg, db, store, context.resources, rng=rng, now=now, scratch=scratch,
                                        env=env)
                 except (RestoreFailed, ArchiveFailed) as exc:
                     trouble.append(str(exc))
                     continue
-                except NoBackupError as exc:  # the continuous copy cannot restore at all: a verdict on it
-                    failed.append(f"{db.name}: {exc}")
+                except (NoBackupError, IntegrityError) as exc:  # nothing to restore, or it does not read back:
+                    failed.append(f"{db.name}: {exc}")         # a verdict on the continuous copy
                     continue
                 finally:
                     for leftover in scratch.iterdir():
@@ -197,6 +218,7 @@ def build_continuous_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
                 metadata[f"{r.database}_achieved_rpo_seconds"] = round(r.moment.gap_seconds, 1)
             if r.verified_to is not None:
                 metadata[f"{r.database}_verified_to"] = r.verified_to.isoformat(timespec="seconds")
+        rows += [(note.split(":", 1)[0], "-", "-", "-", "-", "not due: " + note.split(": ", 1)[1]) for note in skipped]
         metadata["summary"] = MetadataValue.md(table(
             ["database", "restore to", "moment", "newest change before it (s)", "restore (s)", "verdict"], rows))
         if trouble and not failed:
@@ -204,7 +226,8 @@ def build_continuous_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
                                       "on the replicas): " + "; ".join(trouble),
                           metadata={"outcome": "inconclusive", **metadata})
         text = "; ".join([*failed, *trouble]) if failed else \
-            f"{len(results)} database(s) restored to a moment and to their newest position, every change accounted"
+            f"{len(results)} database(s) restored to a moment and to their newest position, every change accounted" \
+            + (f"; {len(skipped)} not due (their last test passed)" if skipped else "")
         check = AssetCheckResult(asset_key=PITR_KEY, check_name=PITR_CHECK, passed=not failed,
                                  severity=AssetCheckSeverity.ERROR, description=text[:1000],
                                  metadata={"databases": len(results), "failed": len(failed)})

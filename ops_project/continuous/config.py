@@ -41,6 +41,7 @@ class ContinuousConfig(Strict):
     pgbackrest_dir: Path = Path(".ops/pgbackrest")  # pgBackRest's configuration, log, lock and spool
     archive_queue_max_gb: int = Field(4, ge=1)  # WAL waiting for a refusing region past this is dropped
     recovery_timeout_minutes: int = Field(60, ge=1)  # a restored cluster replaying WAL up to the moment
+    postgres_test_every_hours: int = Field(24, ge=0)  # a whole cluster restored twice: not at every hourly run
 
     @field_validator("restore_test_cron", "base_backup_cron")
     @classmethod
@@ -49,9 +50,12 @@ class ContinuousConfig(Strict):
 
     @model_validator(mode="after")
     def _names(self) -> ContinuousConfig:
-        for name in self.databases or []:
+        for name in [*(self.databases or []), *self.postgres]:
             if not re.fullmatch(NAME_RE, name):
-                raise ValueError(f"continuous.databases: {name!r} is not a database name")
+                raise ValueError(f"continuous: {name!r} is not a database name")
+            if name == "pgbackrest":  # continuous/pgbackrest/ is pgBackRest's repository in every region
+                raise ValueError("continuous: a database named 'pgbackrest' would share its folder with pgBackRest's "
+                                 "repository: rename it")
         if self.stall_seconds <= self.marker_seconds + self.sync_interval_seconds:
             raise ValueError("continuous.stall_seconds must be longer than marker_seconds + sync_interval_seconds "
                              "(a healthy replica advances at least once per marker)")

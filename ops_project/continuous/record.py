@@ -53,3 +53,16 @@ def verified_to(stores, databases: list[str]) -> dict[str, datetime]:
             if name not in out or at > out[name]:
                 out[name] = at
     return out
+
+
+def last_passed(store, database: str) -> datetime | None:
+    """When the last point-in-time restore test of ``database`` from this region ran, if it passed (None: never
+    tested, failed, or unreadable)."""
+    try:
+        if not store.exists(f"{replica_prefix(database)}/{LAST_TEST}"):
+            return None
+        doc = json.loads(store.get_bytes(f"{replica_prefix(database)}/{LAST_TEST}"))
+        return datetime.fromisoformat(doc["tested_at"]).astimezone(UTC) if doc.get("passed") is True else None
+    except (OpsError, OSError, ValueError, KeyError):
+        return None
+

@@ -274,6 +274,9 @@ def test_through_dagster_base_backups_markers_and_the_point_in_time_test_feed_th
         assert mat.metadata["core_achieved_rpo_seconds"].value <= 3  # a marker a second
         proven = verified_to([Clients(cfg).store(r) for r in cfg.regions], ["core"])["core"]
         assert (datetime.now(UTC) - proven).total_seconds() < 60
+        # the whole cluster is not restored again at the next hourly run: its last test passed
+        again = defs.resolve_job_def("point_in_time_restore_job").execute_in_process(instance=home_instance)
+        assert again.success and "1 not due" in _check(again, PITR_CHECK).description
         rpo = defs.resolve_job_def("verified_rpo_job").execute_in_process(instance=home_instance)
         assert rpo.success and _check(rpo, "rpo").passed  # no snapshot was ever verified: the archive counts
         (rmat,) = rpo.asset_materializations_for_node("verified_rpo")

@@ -336,11 +336,18 @@ def point_in_time(ctx: DrillContext, db: DatabaseConfig) -> ScenarioResult:
             result.notes += _run_queries(lambda q: con.execute(q).fetchall(), tables - {"_ops_markers"})
         finally:
             con.close()
-    result.rto_seconds = round(time.perf_counter() - t, 3)
+    return _point_in_time_verdict(ctx, result, proof, time.perf_counter() - t,
+                                  "restored to {:%H:%M:%SZ}, the newest change the replica held")
+
+
+def _point_in_time_verdict(ctx: DrillContext, result: ScenarioResult, proof, seconds: float,
+                           done: str) -> ScenarioResult:
+    """The scenario's achieved RTO and RPO (minutes) and verdict from a restore's proof."""
+    result.rto_seconds = round(seconds, 3)
     if proof.gap_seconds is not None:
         result.rpo_minutes = round(max(0.0, proof.gap_seconds) / 60, 2)
     failed = [f"{c.name}: {c.text}" for c in proof.checks if not c.passed]
-    result.notes += failed or [f"restored to {proof.newest_restored:%H:%M:%SZ}, the newest change the replica held"]
+    result.notes += failed or [done.format(proof.newest_restored)]
     return _judge(ctx, result, not failed)
 
 
@@ -371,12 +378,8 @@ def _point_in_time_pg(ctx: DrillContext, db: DatabaseConfig, result: ScenarioRes
                 result.notes += _run_queries(lambda q: con.execute(q).fetchall(), tables - {"_ops_markers"})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    result.rto_seconds = round(time.perf_counter() - t, 3)
-    if proof.gap_seconds is not None:
-        result.rpo_minutes = round(max(0.0, proof.gap_seconds) / 60, 2)
-    failed = [f"{c.name}: {c.text}" for c in proof.checks if not c.passed]
-    result.notes += failed or [f"recovered to {proof.newest_restored:%H:%M:%SZ}, the newest change the archive held"]
-    return _judge(ctx, result, not failed)
+    return _point_in_time_verdict(ctx, result, proof, time.perf_counter() - t,
+                                  "recovered to {:%H:%M:%SZ}, the newest change the archive held")
 
 
 RUNNERS = {"region_loss": region_loss, "corrupt_latest": corrupt_latest, "database_loss": database_loss,

@@ -37,6 +37,7 @@ from ops_project.common.scrub import scrub
 PREFIX = "continuous/pgbackrest"  # each region's pgBackRest repository
 KEEP = ("PATH", "LANG", "TZ")
 TIMEOUT_SECONDS = 6 * 3600  # a base backup of a large cluster takes long; a hung one must still end
+SOCKET_DIR_MAX = 90  # a Unix socket's path is at most 107 bytes: the directory, then /.s.PGSQL.5432
 SHORT_OF_THE_MOMENT = ("recovery ended before configured recovery target was reached",
                        "requested recovery stop point is before consistent recovery point")
 
@@ -366,6 +367,9 @@ def recovered(cfg, db: DatabaseConfig, to: Path, *, at: datetime | None = None, 
                        f"for the restored cluster")
     if not to.parent.is_dir():
         raise OpsError(f"{to.parent} does not exist: create it first")
+    if len(str(to.resolve())) > SOCKET_DIR_MAX or any(ch in str(to) for ch in "'\" \\"):
+        raise OpsError(f"{to}: the restored cluster's socket lives in it, so its path must be at most "
+                       f"{SOCKET_DIR_MAX} characters, without quotes, spaces or backslashes: choose a shorter one")
     repo = repo_index(cfg, region_cfg.name)
     _room_for(cfg, db.name, repo, to.parent, env)
     made = not to.exists()

@@ -2,9 +2,11 @@
 
 The backup API copies every page inside one read transaction, so writers keep writing (WAL) or
 wait briefly (rollback journal) and the copy is a single point in time. The copy goes to a
-scratch file; row counts and content checksums are read from that frozen copy (in worker
-processes, or on a thread for a small file) while the compressor streams it, so neither touches
-the live database again.
+scratch file; its row counts are read from that frozen copy on a thread while the compressor
+streams it, so nothing touches the live database again. A backup records no per-table content
+checksum (``ROWS_METHOD``): its restore is the snapshot byte for byte, which the plaintext's
+sha256 proves. Restore verification of manifests written before that (``CHECKSUM_METHOD``)
+still computes the checksums, in worker processes or, for a small file, on a thread.
 """
 
 from __future__ import annotations

@@ -354,25 +354,23 @@ def _point_in_time_verdict(ctx: DrillContext, result: ScenarioResult, proof, sec
 def _point_in_time_pg(ctx: DrillContext, db: DatabaseConfig, result: ScenarioResult) -> ScenarioResult:
     """The cluster lost now: recovered from the surviving region's WAL archive as far as it reaches, started,
     proven against the live markers, and the application's queries run on it."""
-    from ops_project.continuous.markers import read_markers_pg  # noqa: PLC0415
+    from ops_project.continuous.markers import live_markers_pg  # noqa: PLC0415
     from ops_project.continuous.pgbackrest import owned_scratch, recovered, settings  # noqa: PLC0415
-    from ops_project.continuous.pitr import pg_slack_seconds, prove_pg  # noqa: PLC0415
+    from ops_project.continuous.pitr import pg_dbname, pg_slack_seconds, prove_pg  # noqa: PLC0415
 
     url = ctx.database_url(db)
     if not url:
         result.notes.append(f"the URL of {db.name} is not available to the drill ({db.url_env} unset)")
         return result
-    dbname = psycopg.conninfo.conninfo_to_dict(url).get("dbname") or settings(ctx.cfg, db.name).db_user
+    dbname = pg_dbname(ctx.cfg, db.name, url)
     c = ctx.cfg.continuous
     t = time.perf_counter()
     tmp = owned_scratch(ctx.scratch_dir, settings(ctx.cfg, db.name).os_user)
     try:
         with recovered(ctx.cfg, db, tmp / "fresh", region=result.region) as done:
             disaster = ctx.now()  # the archive as it stood when recovery ended: what a real loss now would give
-            with psycopg.connect(url, autocommit=True, connect_timeout=10) as con:
-                live = read_markers_pg(con)
-            proof = prove_pg(done, dbname, live, disaster, slack_seconds=pg_slack_seconds(ctx.cfg, db.name),
-                             marker_seconds=c.marker_seconds)
+            proof = prove_pg(done, dbname, live_markers_pg(url), disaster,
+                             slack_seconds=pg_slack_seconds(ctx.cfg, db.name), marker_seconds=c.marker_seconds)
             with psycopg.connect(f"{done.conninfo} dbname={dbname}", autocommit=True) as con:
                 tables, _columns = postgres_engine.tables_and_columns(con)
                 result.notes += _run_queries(lambda q: con.execute(q).fetchall(), tables - {"_ops_markers"})

@@ -89,6 +89,14 @@ def read_markers_pg(con) -> list[datetime]:
     return [at.astimezone(UTC) for (at,) in con.execute(f"SELECT at FROM {TABLE} ORDER BY at")]
 
 
+def live_markers_pg(url: str) -> list[datetime]:
+    """The markers the live PostgreSQL database at ``url`` holds, oldest first."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as con:
+        return read_markers_pg(con)
+
+
 def write_all(cfg, database_url, at: datetime) -> list[str]:
     """A marker into every continuously protected database (``database_url(db)`` gives a PostgreSQL database's
     URL); what went wrong, one line per database (empty: every marker written)."""

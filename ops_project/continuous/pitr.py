@@ -189,6 +189,15 @@ def prove_pg(recovered, dbname: str, live: list[datetime], target: datetime, *, 
                  region=recovered.region, restore_seconds=recovered.seconds, marker_seconds=marker_seconds)
 
 
+def pg_dbname(cfg, name: str, url: str) -> str:
+    """The database of the cluster that ``name`` is: the one its URL names (default: the role's own)."""
+    import psycopg
+
+    from ops_project.continuous.pgbackrest import settings
+
+    return psycopg.conninfo.conninfo_to_dict(url).get("dbname") or settings(cfg, name).db_user
+
+
 def pg_slack_seconds(cfg, name: str) -> float:
     """How long a commit may take to reach the archive: the server's archive_timeout, and a few seconds for the
     push (pgBackRest compresses and stores a whole 16 MB segment)."""
@@ -200,10 +209,8 @@ def run_test_pg(cfg, db, url: str, store, *, rng: random.Random, now: datetime, 
     """As ``run_test``, for a PostgreSQL database archived with pgBackRest: its cluster is recovered twice into
     ``scratch`` (to a random moment since the oldest base backup in the last day, and as far as the archive
     reaches), each started on a socket of its own, proven against the live markers, and stopped."""
-    import psycopg
-
-    from ops_project.continuous.markers import read_markers_pg
-    from ops_project.continuous.pgbackrest import ArchiveFailed, recovered, settings
+    from ops_project.continuous.markers import live_markers_pg
+    from ops_project.continuous.pgbackrest import ArchiveFailed, recovered
     from ops_project.continuous.replicas import read_archive
 
     c = cfg.continuous
@@ -211,18 +218,14 @@ def run_test_pg(cfg, db, url: str, store, *, rng: random.Random, now: datetime, 
     archive = read_archive(store, db.name)
     if archive.error is not None:
         raise ArchiveFailed(f"cannot read the WAL archive of {db.name} in {store.region}: {archive.error}")
-    dbname = psycopg.conninfo.conninfo_to_dict(url).get("dbname") or settings(cfg, db.name).db_user
-
-    def live() -> list[datetime]:
-        with psycopg.connect(url, autocommit=True, connect_timeout=10) as con:
-            return read_markers_pg(con)
-
+    dbname = pg_dbname(cfg, db.name, url)
     moment, note = None, ""
     target = pick_moment(rng, earliest=archive.oldest_snapshot, now=now, lookback_hours=24, slack_seconds=slack,
                          marker_seconds=c.marker_seconds) if archive.oldest_snapshot else None
     if target is not None:
         with recovered(cfg, db, scratch / f"{db.name}-moment", at=target, region=store.region, env=env) as done:
-            moment = prove_pg(done, dbname, live(), target, slack_seconds=slack, marker_seconds=c.marker_seconds)
+            moment = prove_pg(done, dbname, live_markers_pg(url), target, slack_seconds=slack,
+                              marker_seconds=c.marker_seconds)
     else:
         note = ("no base backup is old enough to hold a moment the markers can prove; only the newest position was "
                 "tested")
@@ -230,5 +233,6 @@ def run_test_pg(cfg, db, url: str, store, *, rng: random.Random, now: datetime, 
         # recovery fetches WAL segment by segment until the archive runs out: its newest position is the archive
         # as it stood when recovery ended, so that is the moment proven
         ended = datetime.now(tz=now.tzinfo)
-        newest = prove_pg(done, dbname, live(), ended, slack_seconds=slack, marker_seconds=c.marker_seconds)
+        newest = prove_pg(done, dbname, live_markers_pg(url), ended, slack_seconds=slack,
+                          marker_seconds=c.marker_seconds)
     return TestResult(db.name, store.region, moment, newest, note)

@@ -17,6 +17,13 @@ from ops_project.config import load_config
 from ops_project.continuous.replicas import survey
 
 
+def check_evaluation(result, name):
+    """The one evaluation of the asset check ``name`` in an in-process run's result."""
+    (ev,) = [e.event_specific_data for e in result.all_events
+             if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == name]
+    return ev
+
+
 class Litestream:
     def __init__(self, config: Path, log: Path):
         self.config, self.log, self.proc = config, log, None

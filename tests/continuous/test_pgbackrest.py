@@ -23,6 +23,7 @@ from ops_project.cli import main
 from ops_project.config import load_config
 from ops_project.continuous.pgbackrest import config_text, server_settings
 from ops_project.continuous.replicas import survey
+from tests.continuous.conftest import check_evaluation
 from tests.servers import PG_BIN, archiving_postgres, free_ports, make_archiving_cluster
 
 ARCHIVE_TIMEOUT = 2
@@ -226,12 +227,6 @@ def test_the_current_rpo_fails_while_archiving_is_broken_and_recovers(archived, 
     assert main(["--config", str(config), "continuous", "status"]) == 0
 
 
-def _check(result, name):
-    (ev,) = [e.event_specific_data for e in result.all_events
-             if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == name]
-    return ev
-
-
 def test_through_dagster_base_backups_markers_and_the_point_in_time_test_feed_the_verified_rpo(archived,
                                                                                               home_instance):
     from dagster import build_sensor_context
@@ -267,7 +262,7 @@ def test_through_dagster_base_backups_markers_and_the_point_in_time_test_feed_th
         time.sleep(28)  # a moment after the base backup and before now, both a replication delay away
         result = defs.resolve_job_def("point_in_time_restore_job").execute_in_process(instance=home_instance)
         assert result.success
-        check = _check(result, PITR_CHECK)
+        check = check_evaluation(result, PITR_CHECK)
         assert check.passed, check.description
         (mat,) = result.asset_materializations_for_node("point_in_time_restore")
         assert "core_achieved_rpo_seconds" in mat.metadata  # a moment was tested, not only the newest
@@ -276,13 +271,13 @@ def test_through_dagster_base_backups_markers_and_the_point_in_time_test_feed_th
         assert (datetime.now(UTC) - proven).total_seconds() < 60
         # the whole cluster is not restored again at the next hourly run: its last test passed
         again = defs.resolve_job_def("point_in_time_restore_job").execute_in_process(instance=home_instance)
-        assert again.success and "1 not due" in _check(again, PITR_CHECK).description
+        assert again.success and "1 not due" in check_evaluation(again, PITR_CHECK).description
         rpo = defs.resolve_job_def("verified_rpo_job").execute_in_process(instance=home_instance)
-        assert rpo.success and _check(rpo, "rpo").passed  # no snapshot was ever verified: the archive counts
+        assert rpo.success and check_evaluation(rpo, "rpo").passed  # no snapshot was ever verified: the archive counts
         (rmat,) = rpo.asset_materializations_for_node("verified_rpo")
         assert rmat.metadata["core_point_in_time_age_minutes"].value < 1
         current = defs.resolve_job_def("continuous_rpo_job").execute_in_process(instance=home_instance)
-        assert current.success and _check(current, CURRENT_RPO_CHECK).passed
+        assert current.success and check_evaluation(current, CURRENT_RPO_CHECK).passed
         # the DR drill's point_in_time scenario: the cluster lost now, recovered from the surviving region
         assert cfg.drill_scenarios[-1] == "point_in_time"
         report = run_drill(DrillContext(cfg, {r.name: Clients(cfg).store(r) for r in cfg.secondaries},

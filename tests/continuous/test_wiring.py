@@ -20,6 +20,7 @@ from ops_project.continuous.markers import read_markers, write_marker
 from ops_project.continuous.record import verified_to
 from ops_project.definitions import build_definitions
 from tests.conftest import local_region
+from tests.continuous.conftest import check_evaluation
 
 
 @pytest.fixture
@@ -40,12 +41,6 @@ def _tick(defs, instance, cursor=None):
     return sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs, cursor=cursor))
 
 
-def _check(result, name):
-    (ev,) = [e.event_specific_data for e in result.all_events
-             if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == name]
-    return ev
-
-
 def test_the_current_rpo_check_fails_while_replication_is_stopped_and_recovers(protected, litestream,
                                                                                home_instance):
     config, cfg, defs, live = protected
@@ -56,14 +51,14 @@ def test_the_current_rpo_check_fails_while_replication_is_stopped_and_recovers(p
         assert len(first.run_requests) == 1  # the first look records the state with a run
         assert len(read_markers(live)) >= 2  # the sensor's marker, beside the one `continuous run` wrote
         ok = job.execute_in_process(instance=home_instance)
-        assert ok.success and _check(ok, CURRENT_RPO_CHECK).passed
+        assert ok.success and check_evaluation(ok, CURRENT_RPO_CHECK).passed
         ls.stop()  # replication stops; the application (here: the sensor's markers) keeps writing
         time.sleep(9)
         changed = _tick(defs, home_instance, first.cursor)
         assert len(changed.run_requests) == 1  # the state changed: a run, whose check says what
         bad = job.execute_in_process(instance=home_instance, raise_on_error=False)
         assert not bad.success
-        check = _check(bad, CURRENT_RPO_CHECK)
+        check = check_evaluation(bad, CURRENT_RPO_CHECK)
         assert not check.passed and "booking in af-south-1: the replica last advanced" in check.description
         assert "Litestream has stopped" in check.description
         with pytest.raises(Exception, match="continuous replication: .*last advanced"):
@@ -73,14 +68,14 @@ def test_the_current_rpo_check_fails_while_replication_is_stopped_and_recovers(p
         back = _tick(defs, home_instance, changed.cursor)
         assert len(back.run_requests) == 1
         again = job.execute_in_process(instance=home_instance)
-        assert again.success and _check(again, CURRENT_RPO_CHECK).passed  # the alert sensor says "resolved"
+        assert again.success and check_evaluation(again, CURRENT_RPO_CHECK).passed  # the alert sensor says "resolved"
 
 
 def test_with_no_litestream_at_all_the_check_fails_and_says_what_to_start(protected, home_instance):
     config, cfg, defs, live = protected
     result = defs.resolve_job_def("continuous_rpo_job").execute_in_process(instance=home_instance,
                                                                             raise_on_error=False)
-    check = _check(result, CURRENT_RPO_CHECK)
+    check = check_evaluation(result, CURRENT_RPO_CHECK)
     assert not result.success and not check.passed
     assert "no continuous replica yet: is Litestream running?" in check.description
 
@@ -103,7 +98,7 @@ def test_the_point_in_time_restore_test_passes_and_the_verified_rpo_counts_it(pr
             time.sleep(16)  # long enough that a moment between the first snapshot and now can be proven
             result = defs.resolve_job_def("point_in_time_restore_job").execute_in_process(instance=home_instance)
             assert result.success
-            check = _check(result, PITR_CHECK)
+            check = check_evaluation(result, PITR_CHECK)
             assert check.passed, check.description
             (mat,) = result.asset_materializations_for_node("point_in_time_restore")
             assert "booking_achieved_rpo_seconds" in mat.metadata  # a moment was tested, not only the newest
@@ -113,7 +108,7 @@ def test_the_point_in_time_restore_test_passes_and_the_verified_rpo_counts_it(pr
             assert (datetime.now(UTC) - proven).total_seconds() < 60
             # no snapshot backup was ever verified: without the point in time this database breaches its RPO
             rpo = defs.resolve_job_def("verified_rpo_job").execute_in_process(instance=home_instance)
-            assert rpo.success and _check(rpo, "rpo").passed
+            assert rpo.success and check_evaluation(rpo, "rpo").passed
             (rmat,) = rpo.asset_materializations_for_node("verified_rpo")
             assert rmat.metadata["booking_point_in_time_age_minutes"].value < 1
             assert rmat.metadata["booking_verified_backup_id"].value == "none verified yet"

@@ -29,14 +29,34 @@ KINDS = (("database_backup", "backup"), ("backup_replica", "replication"), ("res
          ("slow_query_report", "queries"), ("cache_warmup", "cache"), ("capacity_report", "capacity"),
          ("capacity_metrics", "capacity"))
 DATABASE_DIMENSION_TAG = "dagster/partition/database"
+# A backfill of the backup assets launches runs of a range of partitions (``BackfillPolicy``, backup.batch_size
+# per run): a range of databases in one window, or a range of windows of one database. Its ends are
+# ``database|window`` multi-partition keys (the database dimension first: Dagster orders dimensions by name).
+RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+# Only the work that reads a live database and writes its backups is limited per database: a restore test reads
+# copies in the restore region into scratch, so restore tests have their own key (``ops/kind: restore``) and a
+# restore backfill never delays a backup (DESIGN, "Production deployment").
+PER_DATABASE_KINDS = ("backup", "replication")
+
+
+def run_databases(tags: Mapping[str, str]) -> tuple[str, str] | None:
+    """The first and last database a partitioned run covers (the same one for a run of one database)."""
+    if DATABASE_DIMENSION_TAG in tags:
+        return tags[DATABASE_DIMENSION_TAG], tags[DATABASE_DIMENSION_TAG]
+    start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
+    if start and end and "|" in start and "|" in end:
+        return start.split("|", 1)[0], end.split("|", 1)[0]
+    return None
 
 
 def ops_tags(asset_keys: Iterable[AssetKey] | None, tags: Mapping[str, str],
              batch_for: Callable[[str], str | None] = lambda _db: None) -> dict[str, str]:
     """The ``ops/*`` tags (and a backup's priority) a run should carry and does not yet: never overrides.
 
-    ``batch_for(database)``: the scheduled batch that holds the database. A run of one database carries it as
-    ``ops/batch`` too, so it never overlaps the batch run that backs up the same database."""
+    A backup of one database carries ``ops/database``, and the scheduled batch that holds it (``batch_for``)
+    as ``ops/batch``, so it never overlaps the batch run that backs up the same database. A backup run of a range
+    of databases (a backfill's) carries the batch of its first database: with ``max_partitions_per_run`` equal to
+    the schedule's batch size, a backfill over the whole fleet runs exactly the schedule's batches."""
     heads = {key.path[0] for key in asset_keys or ()}
     wanted: dict[str, str] = {}
     kind = next((kind for head, kind in KINDS if head in heads), None)
@@ -44,9 +64,12 @@ def ops_tags(asset_keys: Iterable[AssetKey] | None, tags: Mapping[str, str],
         wanted["ops/kind"] = kind
         if kind == "backup":
             wanted["dagster/priority"] = BACKUP_PRIORITY  # a backup's window closes; a backfill's does not
-    if DATABASE_DIMENSION_TAG in tags:
-        wanted["ops/database"] = tags[DATABASE_DIMENSION_TAG]
-        batch = batch_for(tags[DATABASE_DIMENSION_TAG])
+    span = run_databases(tags)
+    if span and kind in PER_DATABASE_KINDS:
+        first, last = span
+        if first == last:
+            wanted["ops/database"] = first
+        batch = batch_for(first)
         if batch:
             wanted["ops/batch"] = batch
     return {k: v for k, v in wanted.items() if k not in tags}

@@ -16,7 +16,8 @@ def build_query_schedule(cfg: OpsConfig, job):
               description="Daily at 00:15: the day before's slow-query report of every database with a query log.")
     def slow_query_schedule(context: ScheduleEvaluationContext):
         day = (context.scheduled_execution_time.astimezone(cfg.tz) - timedelta(days=1)).date().isoformat()
+        # no per-database tag: a report reads the database's statistics and logs, and never holds its backup
         return [RunRequest(run_key=f"queries|{day}|{db}", partition_key=MultiPartitionKey({"database": db, "day": day}),
-                           tags={"ops/kind": "queries", "ops/database": db}) for db in databases]
+                           tags={"ops/kind": "queries"}) for db in databases]
 
     return slow_query_schedule

@@ -22,7 +22,7 @@ from dagster import (
     run_failure_sensor,
     sensor,
 )
-from dagster._core.storage.tags import WILL_RETRY_TAG
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, WILL_RETRY_TAG
 
 from ops_project.notify.cursor import RunCursor
 from ops_project.notify.rules import CheckFact, RunFact, StepFailure, check_alerts, run_failure_alert, run_key
@@ -58,9 +58,18 @@ def _failures(instance, run_id: str) -> tuple[StepFailure, ...]:
     return tuple(out)
 
 
+def run_partition(run: DagsterRun) -> str | None:
+    """What a run covers: its partition, or the range of a run of several (a scheduled batch, a backfill's), so that
+    one batch's failure is never merged with, or resolved by, another batch of the same job."""
+    if "dagster/partition" in run.tags:
+        return run.tags["dagster/partition"]
+    start, end = run.tags.get(ASSET_PARTITION_RANGE_START_TAG), run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    return f"{start}...{end}" if start and end else None
+
+
 def run_fact(instance, run: DagsterRun, failure_message: str = "") -> RunFact:
     return RunFact(run_id=run.run_id, job=run.job_name, status=run.status.value,
-                   partition=run.tags.get("dagster/partition"),
+                   partition=run_partition(run),
                    assets=tuple(sorted(k.to_user_string() for k in (run.asset_selection or ()))),
                    failures=_failures(instance, run.run_id) if run.status != DagsterRunStatus.SUCCESS else (),
                    failure_message=failure_message)

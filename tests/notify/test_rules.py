@@ -87,3 +87,25 @@ def test_routes_fall_back_to_every_configured_channel():
     assert only_pd.channels_for("warning") == ["pagerduty"]  # no alert goes nowhere
     both = AlertsConfig(webhook_url_env="H", pagerduty={"routing_key_env": "K"})
     assert both.channels_for("critical") == ["pagerduty", "slack"] and both.channels_for("error") == ["slack"]
+
+
+def test_each_batch_of_a_job_is_a_problem_of_its_own():
+    """A scheduled batch (or a backfill's range) has no single partition: its range names it, so one batch's
+    failure is never merged with another's, nor said resolved when another batch of the same job succeeds."""
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    from sensors.alerts import run_partition
+
+    def batch(first: str, last: str) -> DagsterRun:
+        window = "2026-11-22-04:00"
+        return DagsterRun(job_name="backup_job", tags={"dagster/asset_partition_range_start": f"{first}|{window}",
+                                                       "dagster/asset_partition_range_end": f"{last}|{window}"})
+
+    def key(run: DagsterRun) -> str:
+        return run_key(RunFact("r", run.job_name, "FAILURE", run_partition(run), ("database_backup",)))
+
+    failed, other = batch("t0000", "t0049"), batch("t0050", "t0099")
+    assert key(failed) != key(other)
+    assert key(failed) == key(batch("t0000", "t0049"))  # the same batch in the next run is the same problem
+    assert run_partition(DagsterRun(job_name="backup_job", tags={"dagster/partition": "a|w"})) == "a|w"
+    assert run_partition(DagsterRun(job_name="verified_rpo_job")) is None

@@ -1,7 +1,8 @@
 """The production instance's run queue under the daemon: ``deploy/dagster.yaml`` on a throw-away PostgreSQL
 database, ``dagster dev`` (webserver + daemon) ticking ``backup_schedule`` every minute, and a 12-window restore
-backfill of one tenant queued just before the tick. Backups never overlap another run of the same database,
-and the queued backfill does not delay the backup: it waits only for the one restore already running."""
+backfill of one tenant queued just before the tick. Backups never overlap another backup of the same database,
+and the queued backfill does not delay the backup: restore tests have a key of their own (they read copies, not
+the live database), so the backup neither waits behind the queued ones nor for the ones already running."""
 
 from __future__ import annotations
 
@@ -100,14 +101,17 @@ def test_backups_never_overlap_a_database_and_a_queued_backfill_never_delays_the
     runs = [r for r in instance.get_runs() if r.is_finished]
     backups = [r for r in runs if r.tags.get("ops/kind") == "backup"]
     restores = [r for r in runs if r.job_name == "restore_verification_job"]
-    assert len(restores) == 12 and all(r.tags["ops/batch"] == "tenant-a..tenant-b" for r in restores)
+    assert len(restores) == 12
+    # a restore test's own key only: no per-database tag that a backup of the same database would wait for
+    assert all(r.tags["ops/kind"] == "restore" and "ops/database" not in r.tags and "ops/batch" not in r.tags
+               for r in restores), [r.tags for r in restores]
     assert all(r.status == DagsterRunStatus.SUCCESS for r in runs), [(r.job_name, r.status) for r in runs]
     alone = [r for r in backups if r.tags.get("ops/database") == "tenant-c"]
     assert alone and "ops/batch" not in alone[0].tags  # a batch of one is a plain partition run
     # the tick's backups are scheduled runs, ahead of the backfill in the queue
     assert {r.tags["dagster/priority"] for r in backups} == {"10"}
     spans = {r.run_id: _span(instance, r.run_id) for r in runs}
-    # 1. no two runs of the same database at once (the batch run counts for both of its databases)
+    # 1. no two backups of the same database at once (the batch run counts for both of its databases)
     for i, one in enumerate(runs):
         for other in runs[i + 1:]:
             if _databases(one) & _databases(other):
@@ -118,8 +122,12 @@ def test_backups_never_overlap_a_database_and_a_queued_backfill_never_delays_the
     asked = created(first)
     started_later = [r for r in restores if _queue_times(instance, r.run_id)[1] > asked]
     assert len(started_later) >= 3, "the backfill had drained before the tick: nothing was tested"
-    # ... and the queue handed the batch out before any restore that was still waiting: none left the queue
-    # between the batch joining it and the batch leaving it (it waited only for the restore already running)
+    # ... and the queue handed the batch out at its next pass, before any restore that was still waiting: none
+    # left the queue between the batch joining it and leaving it (but in the pass already under way when it
+    # joined, which had read the queue before), and the nine or more still queued did not hold it back
     joined, left = _queue_times(instance, first.run_id)
-    overtaken = [r for r in restores if joined < _queue_times(instance, r.run_id)[1] < left]
+    overtaken = [r for r in restores if joined + 1 < _queue_times(instance, r.run_id)[1] < left]
     assert overtaken == [], [(joined, left, _queue_times(instance, r.run_id)) for r in overtaken]
+    assert left - joined < 12, (joined, left)  # one dequeue interval (5 s), not a turn behind the restores
+    # (that it never waits for a restore already running is Dagster's own queue rule on these tags:
+    # tests/wiring/test_coordinator.py; the runs here are too short to show it by their times)

@@ -152,7 +152,7 @@ def test_restore_verification_backfill_over_windows(dagster_dev, receiver):
     assert set(by_window) == set(keys)
     for run in runs:  # a backfill's runs carry the scheduled runs' tags (the run coordinator adds them)
         tags = {t["key"]: t["value"] for t in run["tags"]}
-        assert tags["ops/kind"] == "restore" and tags["ops/database"] == "booking", tags
+        assert tags["ops/kind"] == "restore" and "ops/database" not in tags, tags  # restore tests: their own key
     assert [by_window[k]["status"] for k in keys] == ["SUCCESS", "FAILURE", "SUCCESS", "SUCCESS"]
     # The corrupt window fails with what it is; the window without a backup succeeds with nothing to verify.
     events = gql(port, """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
@@ -165,7 +165,7 @@ def test_restore_verification_backfill_over_windows(dagster_dev, receiver):
     assert "stored_sha256" in alert["text"]
     time.sleep(35)
     assert len([b for _, b in receiver[1] if keys[1] in b.get("text", "")]) == 1
-    # One restore per database at a time: the runs did not overlap.
+    # One restore test at a time (the embedded instance's limit on their own key): the runs did not overlap.
     spans = sorted((r["startTime"], r["endTime"]) for r in runs)
     assert all(later[0] >= earlier[1] - 0.01 for earlier, later in zip(spans, spans[1:], strict=False)), spans
     # Every verified backup carries a passing verdict, so retention and the verified RPO rely on it.

@@ -13,7 +13,10 @@ them (``dagster dev``: webserver + daemon + code server; the run queue of ``depl
 4. times the Partitions page's GraphQL query for ``database_backup`` (N databases × windows);
 5. launches ``verified_rpo_job`` as the UI would and times the run (and its step);
 6. reports the per-database cost (step time / databases in the run) and the fixed cost per run (run time −
-   step time), from the runs' own events.
+   step time), from the runs' own events;
+7. with ``--restore-backfill``, launches a backfill of ``restore_verification`` over the window's N partitions
+   (``launchPartitionBackfill``, as the UI does) and times it to its end: one run per partition (README,
+   "Restore backfills at fleet scale", says why not batches), each restoring and proving one backup.
 
 Usage: ``.venv/bin/python bench/fleet.py --tenants 1000`` (add ``--storage postgres`` for PostgreSQL storage).
 Goals (issue 14): all tenants in < 10 min, the tick < 30 s, the partition status query < 3 s, the verified-RPO
@@ -72,12 +75,15 @@ def write_config(root: Path, dbs: list[dict], *, minute: int, batch_size: int, w
     return path
 
 
-def write_instance(home: Path, storage: str, max_runs: int, env: dict) -> str | None:
+def write_instance(home: Path, storage: str, max_runs: int, env: dict, dequeue_interval: int | None = None
+                   ) -> str | None:
     """The instance settings; for PostgreSQL a throw-away database (returned, to drop at the end)."""
     home.mkdir(parents=True, exist_ok=True)
     source = REPO / "deploy" / ("dagster.yaml" if storage == "postgres" else "dagster.local.yaml")
     doc = yaml.safe_load(source.read_text())
     doc["run_coordinator"]["config"]["max_concurrent_runs"] = max_runs
+    if dequeue_interval is not None:
+        doc["run_coordinator"]["config"]["dequeue_interval_seconds"] = dequeue_interval
     doc.setdefault("telemetry", {"enabled": False})
     (home / "dagster.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     if storage != "postgres":
@@ -152,6 +158,38 @@ PARTITIONS_QUERY = """query ($path: [String!]!) { assetNodeOrError(assetKey: {pa
   partitionKeysByDimension { name partitionKeys } } } }"""
 
 
+def restore_backfill(instance, port: int, keys: list[str]) -> dict:
+    """A backfill of ``restore_verification`` over ``keys``, launched over GraphQL as the UI does, to its end."""
+    from dagster import RunsFilter
+
+    t0 = time.time()
+    answer = httpx.post(f"http://127.0.0.1:{port}/graphql", timeout=300, json={"query": """
+        mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
+          __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
+        "variables": {"p": {"partitionNames": keys, "assetSelection": [{"path": ["restore_verification"]}]}}}).json()
+    result = answer["data"]["launchPartitionBackfill"]
+    if result["__typename"] != "LaunchBackfillSuccess":
+        raise SystemExit(f"could not launch the restore backfill: {result}")
+    backfill_id = result["backfillId"]
+    print(f"restore backfill {backfill_id} over {len(keys)} partitions launched ...")
+    while True:
+        backfill = instance.get_backfill(backfill_id)
+        runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill_id}))
+        if backfill.status.value != "REQUESTED" and runs and all(r.is_finished for r in runs):
+            break
+        time.sleep(5)
+    phases = [run_phases(instance, r.run_id) for r in runs]
+    done = max(p["end"] for p in phases if p["end"])
+    steps = [p["step"] for p in phases if p["step"]]
+    return {"restore_backfill_partitions": len(keys), "restore_backfill_runs": len(runs),
+            "restore_backfill_runs_failed": sum(1 for p in phases if not p["ok"]),
+            "restore_backfill_seconds": round(done - t0, 1),
+            "restore_backfill_seconds_per_partition": round((done - t0) / len(keys), 2),
+            "restore_backfill_step_seconds_median": round(statistics.median(steps), 2),
+            "restore_backfill_run_seconds_median": round(statistics.median(
+                p["end"] - (p["dequeued"] or p["start"]) for p in phases if p["end"] and p["start"]), 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tenants", type=int, default=1000)
@@ -161,6 +199,10 @@ def main() -> None:
     ap.add_argument("--storage", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a new temporary one)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--dequeue-interval", type=int, default=None,
+                    help="the run queue's dequeue_interval_seconds (default: the shipped instance's)")
+    ap.add_argument("--restore-backfill", action="store_true",
+                    help="then re-test the window's backups with a restore_verification backfill, and time it")
     args = ap.parse_args()
     root = args.dir or Path(tempfile.mkdtemp(prefix="ops-fleet-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -172,11 +214,12 @@ def main() -> None:
     config = write_config(root, dbs, minute=minute, batch_size=args.batch_size, workers=args.workers)
     home = root / "dagster_home"
     env = dict(os.environ, DAGSTER_HOME=str(home), OPS_CONFIG=str(config))
-    pg_db = write_instance(home, args.storage, args.max_runs, env)
+    pg_db = write_instance(home, args.storage, args.max_runs, env, args.dequeue_interval)
     os.environ.update({k: v for k, v in env.items() if k.startswith(("OPS_", "DAGSTER_HOME"))})
     proc, port = start_dagster(root, env)
     figures: dict = {"tenants": args.tenants, "batch_size": args.batch_size, "workers": args.workers,
-                     "max_concurrent_runs": args.max_runs, "storage": args.storage}
+                     "max_concurrent_runs": args.max_runs, "storage": args.storage,
+                     "dequeue_interval_seconds": args.dequeue_interval}
     try:
         from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
@@ -260,6 +303,8 @@ def main() -> None:
         figures["verified_rpo_run_seconds"] = round(p["end"] - p["created"], 2)
         figures["verified_rpo_step_seconds"] = round(p["step"], 2) if p["step"] else None
         figures["verified_rpo_ok"] = p["ok"]
+        if args.restore_backfill:
+            figures.update(restore_backfill(instance, port, keys))
         print(json.dumps(figures, indent=1))
         if args.json:
             args.json.write_text(json.dumps(figures, indent=1))

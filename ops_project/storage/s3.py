@@ -279,20 +279,27 @@ class _Failing:
 
 
 class _Part:
-    """One part on its way: spooled to disk beyond ``MEMORY_PART_LIMIT``, its MD5 computed as it fills."""
+    """One part on its way: spooled to disk beyond ``MEMORY_PART_LIMIT``.
+
+    Its MD5 is computed by the thread that uploads it, not by the one that fills the next part: hashlib lets go
+    of the GIL, so on two cores the copy's reading and hashing of the source goes on meanwhile."""
 
     def __init__(self):
         self.file = tempfile.SpooledTemporaryFile(max_size=MEMORY_PART_LIMIT)  # noqa: SIM115 - closed after upload
-        self.md5 = hashlib.md5(usedforsecurity=False)
         self.size = 0
 
     def write(self, data) -> None:
         self.file.write(data)
-        self.md5.update(data)
         self.size += len(data)
 
     def content_md5(self) -> str:
-        return base64.b64encode(self.md5.digest()).decode()
+        """The Content-MD5 of what was written (read back from the part's own file), the file rewound."""
+        md5 = hashlib.md5(usedforsecurity=False)
+        self.file.seek(0)
+        while chunk := self.file.read(1 << 20):
+            md5.update(chunk)
+        self.file.seek(0)
+        return base64.b64encode(md5.digest()).decode()
 
     def close(self) -> None:
         self.file.close()
@@ -306,7 +313,7 @@ MEMORY_PART_LIMIT = 16 << 20
 class _MultipartWriter:
     """Fills one part at a time; at most ``IN_FLIGHT`` parts uploading while the next one fills."""
 
-    IN_FLIGHT = 2
+    IN_FLIGHT = 4
 
     def __init__(self, store: S3Store, key: str, part_size: int):
         self._s, self._key, self._part_size = store, key, part_size
@@ -327,11 +334,11 @@ class _MultipartWriter:
 
     def _upload_part(self, number: int, part: _Part) -> dict:
         try:
-            part.file.seek(0)
             # Content-MD5: the server rejects a part that arrives different from what was sent.
+            md5 = part.content_md5()
             resp = self._s.client.upload_part(Bucket=self._s.bucket, Key=self._s._key(self._key),
                                               UploadId=self._upload_id, PartNumber=number, Body=part.file,
-                                              ContentLength=part.size, ContentMD5=part.content_md5())
+                                              ContentLength=part.size, ContentMD5=md5)
         except (ClientError, BotoCoreError) as exc:
             raise self._s._error(exc, f"uploading part {number} of", self._key) from None
         finally:
@@ -366,9 +373,9 @@ class _MultipartWriter:
     def commit(self) -> int:
         if self._upload_id is None:  # small object: a single PUT
             try:
-                self._part.file.seek(0)
+                md5 = self._part.content_md5()
                 self._s.client.put_object(Bucket=self._s.bucket, Key=self._s._key(self._key), Body=self._part.file,
-                                          ContentLength=self._part.size, ContentMD5=self._part.content_md5())
+                                          ContentLength=self._part.size, ContentMD5=md5)
             except (ClientError, BotoCoreError) as exc:
                 raise self._s._error(exc, "writing", self._key) from None
             finally:

@@ -58,7 +58,7 @@ def test_a_restore_30_s_back_holds_exactly_the_rows_committed_by_then(tmp_path, 
         ls.wait_replicated()
         writer = threading.Thread(target=_writer, args=(live, stop, log))
         writer.start()
-        time.sleep(34)
+        time.sleep(36)  # the moment is six seconds into the writes
         moment = datetime.now(UTC) - timedelta(seconds=30)
         time.sleep(2)
         stop.set()
@@ -74,7 +74,9 @@ def test_a_restore_30_s_back_holds_exactly_the_rows_committed_by_then(tmp_path, 
             after = {n for n, began, _ in log if began > t}
             assert committed and committed <= set(ids), (region, len(committed), len(ids))
             assert not after & set(ids), (region, sorted(after & set(ids))[:5])
-            assert len(committed) >= 20  # four seconds of writes, less the slack: the moment is mid-stream
+            # six seconds of writes (about 20 a second), less the slack: the moment is mid-stream. (At four
+            # seconds, one second of writes on a loaded machine came to 18 rows: the margin was too thin.)
+            assert len(committed) >= 20
         # the command on-call types, to a moment given with an offset
         out = tmp_path / "by-hand.db"
         local = moment.astimezone(cfg.tz).isoformat()

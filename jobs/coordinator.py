@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dagster import AssetKey
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
 from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from assets.partitions import database_names
 from ops_project.backups.batch import batch_of
@@ -29,13 +30,11 @@ KINDS = (("database_backup", "backup"), ("backup_replica", "replication"), ("res
          ("slow_query_report", "queries"), ("cache_warmup", "cache"), ("capacity_report", "capacity"),
          ("capacity_metrics", "capacity"))
 DATABASE_DIMENSION_TAG = "dagster/partition/database"
-# A backfill of the backup assets launches runs of a range of partitions (``BackfillPolicy``, backup.batch_size
-# per run): a range of databases in one window, or a range of windows of one database. Its ends are
-# ``database|window`` multi-partition keys (the database dimension first: Dagster orders dimensions by name).
-RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+# A run of a range of partitions (a scheduled batch, or a range launched by hand) names its ends in these tags,
+# as ``database|window`` multi-partition keys (the database dimension first: Dagster orders dimensions by name).
 # Only the work that reads a live database and writes its backups is limited per database: a restore test reads
 # copies in the restore region into scratch, so restore tests have their own key (``ops/kind: restore``) and a
-# restore backfill never delays a backup (DESIGN, "Production deployment").
+# backup never waits for a lock a restore test holds.
 PER_DATABASE_KINDS = ("backup", "replication")
 
 
@@ -43,7 +42,7 @@ def run_databases(tags: Mapping[str, str]) -> tuple[str, str] | None:
     """The first and last database a partitioned run covers (the same one for a run of one database)."""
     if DATABASE_DIMENSION_TAG in tags:
         return tags[DATABASE_DIMENSION_TAG], tags[DATABASE_DIMENSION_TAG]
-    start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
+    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
     if start and end and "|" in start and "|" in end:
         return start.split("|", 1)[0], end.split("|", 1)[0]
     return None
@@ -54,12 +53,15 @@ def ops_tags(asset_keys: Iterable[AssetKey] | None, tags: Mapping[str, str],
     """The ``ops/*`` tags (and a backup's priority) a run should carry and does not yet: never overrides.
 
     A backup of one database carries ``ops/database``, and the scheduled batch that holds it (``batch_for``)
-    as ``ops/batch``, so it never overlaps the batch run that backs up the same database. A backup run of a range
-    of databases (a backfill's) carries the batch of its first database: with ``max_partitions_per_run`` equal to
-    the schedule's batch size, a backfill over the whole fleet runs exactly the schedule's batches."""
+    as ``ops/batch``, so it never overlaps the batch run that backs up the same database. A run of a range of
+    databases launched by hand carries the batch of its first database (a run holds one value per tag key: a
+    range that spans two scheduled batches is held back by the first one only).
+
+    The kind comes from the run's assets, or for a run of a whole job (no asset selection: a job launched from
+    the Launchpad, GraphQL or the CLI) from the ``ops/kind`` tag the job itself gives its runs."""
     heads = {key.path[0] for key in asset_keys or ()}
     wanted: dict[str, str] = {}
-    kind = next((kind for head, kind in KINDS if head in heads), None)
+    kind = next((kind for head, kind in KINDS if head in heads), None) or tags.get("ops/kind")
     if kind:
         wanted["ops/kind"] = kind
         if kind == "backup":

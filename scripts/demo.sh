@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 export DAGSTER_HOME=${DAGSTER_HOME:-$PWD/.ops/dagster_home}
 mkdir -p "$DAGSTER_HOME"
-# the instance settings of the embedded default (run tags, one run per database), kept if already there
+# the instance settings of the embedded default (run tags, one backup per database at a time), kept if already there
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || cp deploy/dagster.local.yaml "$DAGSTER_HOME/dagster.yaml"
 .venv/bin/python scripts/run_backup_job.py
 echo

@@ -59,12 +59,21 @@ def _failures(instance, run_id: str) -> tuple[StepFailure, ...]:
 
 
 def run_partition(run: DagsterRun) -> str | None:
-    """What a run covers: its partition, or the range of a run of several (a scheduled batch, a backfill's), so that
-    one batch's failure is never merged with, or resolved by, another batch of the same job."""
+    """What a run covers, as its alert's problem names it: its partition, or for a run of a range of partitions
+    its range. A scheduled batch (databases ``first..last`` of one window) is named by its databases alone, as
+    ``ops/batch`` names it: one batch's failure is never merged with another batch's, nor said resolved when
+    another batch succeeds; it is resolved when the same batch succeeds again (a re-run, or the next window)."""
     if "dagster/partition" in run.tags:
         return run.tags["dagster/partition"]
     start, end = run.tags.get(ASSET_PARTITION_RANGE_START_TAG), run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
-    return f"{start}...{end}" if start and end else None
+    if not (start and end):
+        return None
+    if start == end:
+        return start
+    (first, _, start_window), (last, _, end_window) = start.partition("|"), end.partition("|")
+    if start_window and start_window == end_window:
+        return f"{first}..{last}"
+    return f"{start}...{end}"
 
 
 def run_fact(instance, run: DagsterRun, failure_message: str = "") -> RunFact:

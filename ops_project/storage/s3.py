@@ -293,7 +293,10 @@ class _Part:
         self.size += len(data)
 
     def content_md5(self) -> str:
-        """The Content-MD5 of what was written (read back from the part's own file), the file rewound."""
+        """The Content-MD5 of what was written (read back from the part's own file), the file rewound.
+
+        It proves the trip from this file to the server; the copy's end-to-end proof is the sha256 of the
+        object re-read at the destination against the manifest (``replicate.verify_stored``)."""
         md5 = hashlib.md5(usedforsecurity=False)
         self.file.seek(0)
         while chunk := self.file.read(1 << 20):

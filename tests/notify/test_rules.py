@@ -90,14 +90,14 @@ def test_routes_fall_back_to_every_configured_channel():
 
 
 def test_each_batch_of_a_job_is_a_problem_of_its_own():
-    """A scheduled batch (or a backfill's range) has no single partition: its range names it, so one batch's
-    failure is never merged with another's, nor said resolved when another batch of the same job succeeds."""
+    """A scheduled batch has no single partition: its databases name it, so one batch's failure is never merged
+    with another's, nor said resolved when another batch of the same job succeeds; the same batch succeeding
+    again (at the next window) resolves it."""
     from dagster._core.storage.dagster_run import DagsterRun
 
     from sensors.alerts import run_partition
 
-    def batch(first: str, last: str) -> DagsterRun:
-        window = "2026-11-22-04:00"
+    def batch(first: str, last: str, window: str = "2026-11-22-04:00") -> DagsterRun:
         return DagsterRun(job_name="backup_job", tags={"dagster/asset_partition_range_start": f"{first}|{window}",
                                                        "dagster/asset_partition_range_end": f"{last}|{window}"})
 
@@ -106,6 +106,7 @@ def test_each_batch_of_a_job_is_a_problem_of_its_own():
 
     failed, other = batch("t0000", "t0049"), batch("t0050", "t0099")
     assert key(failed) != key(other)
-    assert key(failed) == key(batch("t0000", "t0049"))  # the same batch in the next run is the same problem
+    assert key(failed) == key(batch("t0000", "t0049", "2026-11-22-08:00")) == "run:backup_job:t0000..t0049"
+    assert key(batch("t0007", "t0007")) == "run:backup_job:t0007|2026-11-22-04:00"  # a range of one: that partition
     assert run_partition(DagsterRun(job_name="backup_job", tags={"dagster/partition": "a|w"})) == "a|w"
     assert run_partition(DagsterRun(job_name="verified_rpo_job")) is None

@@ -109,3 +109,16 @@ def test_a_running_restore_test_never_holds_a_backup_of_its_database(instance_fi
     restore_limit = next(lim["limit"] for lim in limits if lim["key"] == "ops/kind" and lim.get("value") == "restore")
     others = [run(["restore_verification"], {**one, "dagster/partition/database": n}) for n in names[:restore_limit]]
     assert TagConcurrencyLimitsCounter(limits, others).is_blocked(restore)
+
+
+def test_a_whole_job_launched_by_hand_is_limited_like_its_kind():
+    """A run of a whole job (the Launchpad, GraphQL, the CLI) has no asset selection: its kind is the job's own
+    ``ops/kind`` tag, so a hand-launched backup_job of one database still waits for that database's batch."""
+    from ops_project.backups.batch import batch_of
+
+    names = [f"t{i}" for i in range(5)]
+    tags = {"ops/kind": "backup", "dagster/partition/database": "t1", "dagster/partition/window": "2026-11-22-04:00"}
+    assert ops_tags(None, tags, lambda db: batch_of(names, 2, db)) == {
+        "ops/database": "t1", "ops/batch": "t0..t1", "dagster/priority": "10"}
+    restore_job = {**tags, "ops/kind": "restore"}
+    assert ops_tags(None, restore_job, lambda db: batch_of(names, 2, db)) == {}

@@ -47,7 +47,7 @@ def test_the_production_instance_runs_on_postgresql(scratch_pg, tmp_path, monkey
         assert type(coordinator).__name__ == "OpsRunCoordinator"
         limits = {(rule["key"], str(rule.get("value"))): rule["limit"]
                   for rule in coordinator.get_run_queue_config().tag_concurrency_limits}
-        assert limits[("ops/database", "{'applyLimitPerUniqueValue': True}")] == 1  # one run per database
+        assert limits[("ops/database", "{'applyLimitPerUniqueValue': True}")] == 1  # one backup per database
         assert limits[("ops/kind", "restore")] == 2  # restore tests on their own key, never every slot
         assert coordinator.get_run_queue_config().max_concurrent_runs == 8
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 1

@@ -124,7 +124,7 @@ def test_backups_never_overlap_a_database_and_a_queued_backfill_never_delays_the
     assert len(started_later) >= 3, "the backfill had drained before the tick: nothing was tested"
     # ... and the queue handed the batch out at its next pass, before any restore that was still waiting: none
     # left the queue between the batch joining it and leaving it (but in the pass already under way when it
-    # joined, which had read the queue before), and the nine or more still queued did not hold it back
+    # joined, which had read the queue before), and the ones still queued did not hold it back
     joined, left = _queue_times(instance, first.run_id)
     overtaken = [r for r in restores if joined + 1 < _queue_times(instance, r.run_id)[1] < left]
     assert overtaken == [], [(joined, left, _queue_times(instance, r.run_id)) for r in overtaken]

@@ -31,8 +31,9 @@ def dagster_dev(tmp_path, demo_db, write_config, receiver):
                           alerts={"webhook_url_env": "OPS_T_WEBHOOK", "state_dir": str(tmp_path / "alerts")})
     home = tmp_path / "dagster_home"
     home.mkdir()
-    # The shipped instance settings: one run per database at a time, a backfill over many windows queues
-    # behind it, and runs launched from the UI or a backfill get their ops/* tags from the run coordinator.
+    # The shipped instance settings: one backup per database at a time, restore tests one at a time on their own
+    # key (a backfill over many windows queues), and runs launched from the UI or a backfill get their ops/* tags
+    # from the run coordinator.
     (home / "dagster.yaml").write_text((REPO / "deploy" / "dagster.local.yaml").read_text())
     with servers.dagster_dev(home, config, tmp_path / "dagster-dev.log",
                              env={"OPS_T_WEBHOOK": receiver[0] + "/hooks/T000/B000/XXXX"}) as port:

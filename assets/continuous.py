@@ -81,21 +81,6 @@ def _test_one(cfg: OpsConfig, db, store, resources, *, rng, now, scratch: Path, 
     return run_test(cfg, db, store, rng=rng, now=now, scratch=scratch, env=env)
 
 
-def _due(cfg: OpsConfig, db, store, now: datetime) -> str | None:
-    """Why ``db`` is not tested in this run (None: it is). A PostgreSQL cluster is restored whole, twice: at most
-    every ``continuous.postgres_test_every_hours``, not at every run of the hourly schedule."""
-    from ops_project.continuous.record import last_passed
-
-    every = cfg.continuous.postgres_test_every_hours
-    if db.engine != "postgres" or every == 0:
-        return None
-    last = last_passed(store, db.name)  # a failed last test is tested again at once
-    if last is None or (now - last).total_seconds() >= every * 3600:
-        return None
-    return (f"{db.name}: passed at {last:%Y-%m-%dT%H:%M:%SZ}; a PostgreSQL cluster is tested again after {every} h "
-            f"(continuous.postgres_test_every_hours)")
-
-
 def _age(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.0f}"
 
@@ -162,7 +147,7 @@ def build_continuous_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
                "the verified snapshot)."))
     @guarded
     def point_in_time_restore(context: AssetExecutionContext):
-        from ops_project.continuous.record import record
+        from ops_project.continuous.record import not_due, record
 
         ops_cfg = context.resources.ops_config.load()
         _protected(ops_cfg)
@@ -176,10 +161,10 @@ def build_continuous_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
         try:
             for db in ops_cfg.continuous_protected:
                 now = datetime.now(UTC)
-                due = _due(ops_cfg, db, store, now)
-                if due is not None:
-                    skipped.append(due)
-                    context.log.info(due)
+                why = not_due(ops_cfg, db, store, now)
+                if why is not None:
+                    skipped.append((db.name, why))
+                    context.log.info(f"{db.name}: {why}")
                     continue
                 try:
                     result = _test_one(ops_cfg, db, store, context.resources, rng=rng, now=now, scratch=scratch,
@@ -218,7 +203,7 @@ def build_continuous_assets(cfg: OpsConfig) -> list[AssetsDefinition]:
                 metadata[f"{r.database}_achieved_rpo_seconds"] = round(r.moment.gap_seconds, 1)
             if r.verified_to is not None:
                 metadata[f"{r.database}_verified_to"] = r.verified_to.isoformat(timespec="seconds")
-        rows += [(note.split(":", 1)[0], "-", "-", "-", "-", "not due: " + note.split(": ", 1)[1]) for note in skipped]
+        rows += [(name, "-", "-", "-", "-", f"not due: {why}") for name, why in skipped]
         metadata["summary"] = MetadataValue.md(table(
             ["database", "restore to", "moment", "newest change before it (s)", "restore (s)", "verdict"], rows))
         if trouble and not failed:

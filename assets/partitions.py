@@ -9,6 +9,7 @@ first window. Their order (the order they were added) is the order batches follo
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from dagster import (
@@ -20,6 +21,7 @@ from dagster import (
     TimeWindowPartitionsDefinition,
 )
 from dagster._core.definitions.partitions.context import partition_loading_context
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from ops_project.backups.history import history_start
 from ops_project.config import OpsConfig
@@ -78,6 +80,17 @@ def database_names(cfg: OpsConfig, instance: DagsterInstance | None) -> list[str
     if instance is None:
         raise ValueError("a discovering configuration's databases are read from the Dagster instance")
     return list(instance.get_dynamic_partitions(DATABASES))
+
+
+def range_ends(tags: Mapping[str, str]) -> tuple[tuple[str, str], tuple[str, str]] | None:
+    """(database, window) of the first and last partition of a run of a range of backup partitions (a scheduled
+    batch, a range launched by hand), read from Dagster's range tags; None for any other run. The keys are
+    ``database|window``: Dagster orders a multi-partition key's dimensions by name."""
+    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    if not (start and end and "|" in start and "|" in end):
+        return None
+    (first, _, start_window), (last, _, end_window) = start.partition("|"), end.partition("|")
+    return (first, start_window), (last, end_window)
 
 
 def backup_partition_key(database: str, window_key: str) -> MultiPartitionKey:

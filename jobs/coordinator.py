@@ -16,9 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dagster import AssetKey
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
 from dagster._core.storage.dagster_run import DagsterRun
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from assets.partitions import database_names
+from assets.partitions import database_names, range_ends
 from ops_project.backups.batch import batch_of
 from ops_project.common.errors import OpsError
 from ops_project.config import load_config
@@ -30,8 +29,6 @@ KINDS = (("database_backup", "backup"), ("backup_replica", "replication"), ("res
          ("slow_query_report", "queries"), ("cache_warmup", "cache"), ("capacity_report", "capacity"),
          ("capacity_metrics", "capacity"))
 DATABASE_DIMENSION_TAG = "dagster/partition/database"
-# A run of a range of partitions (a scheduled batch, or a range launched by hand) names its ends in these tags,
-# as ``database|window`` multi-partition keys (the database dimension first: Dagster orders dimensions by name).
 # Only the work that reads a live database and writes its backups is limited per database: a restore test reads
 # copies in the restore region into scratch, so restore tests have their own key (``ops/kind: restore``) and a
 # backup never waits for a lock a restore test holds.
@@ -42,10 +39,8 @@ def run_databases(tags: Mapping[str, str]) -> tuple[str, str] | None:
     """The first and last database a partitioned run covers (the same one for a run of one database)."""
     if DATABASE_DIMENSION_TAG in tags:
         return tags[DATABASE_DIMENSION_TAG], tags[DATABASE_DIMENSION_TAG]
-    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
-    if start and end and "|" in start and "|" in end:
-        return start.split("|", 1)[0], end.split("|", 1)[0]
-    return None
+    ends = range_ends(tags)
+    return (ends[0][0], ends[1][0]) if ends else None
 
 
 def ops_tags(asset_keys: Iterable[AssetKey] | None, tags: Mapping[str, str],

@@ -24,6 +24,8 @@ from dagster import (
 )
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, WILL_RETRY_TAG
 
+from assets.partitions import range_ends
+from ops_project.backups.batch import label
 from ops_project.notify.cursor import RunCursor
 from ops_project.notify.rules import CheckFact, RunFact, StepFailure, check_alerts, run_failure_alert, run_key
 from resources import NotifierResource
@@ -70,9 +72,9 @@ def run_partition(run: DagsterRun) -> str | None:
         return None
     if start == end:
         return start
-    (first, _, start_window), (last, _, end_window) = start.partition("|"), end.partition("|")
-    if start_window and start_window == end_window:
-        return f"{first}..{last}"
+    ends = range_ends(run.tags)
+    if ends and ends[0][1] and ends[0][1] == ends[1][1]:  # databases of one window: the batch's own name
+        return label([ends[0][0], ends[1][0]])
     return f"{start}...{end}"
 
 

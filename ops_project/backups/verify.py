@@ -7,6 +7,7 @@ recorded next to the backup (``verification.json``); retention and the verified 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
@@ -163,7 +164,6 @@ def _verify_sqlite(path: Path, manifest: Manifest, plaintext_ok: bool) -> list[C
     """The engine's checks and ours side by side: integrity_check in one thread, foreign keys and invariants
     in another (sqlite3 releases the GIL while a statement runs), row counts (and, for a manifest that recorded
     them, content checksums in worker processes) beside them."""
-    import contextlib
     from concurrent.futures import ThreadPoolExecutor
 
     from ops_project.backups.engines.sqlite import ROWS_METHOD, connect_ro, counts_of_file, stats_workers
@@ -208,14 +208,22 @@ def _verify_sqlite(path: Path, manifest: Manifest, plaintext_ok: bool) -> list[C
                                                       "foreign_key_violations": len(fk)}), *invariants]
         compared = _compare_stats(manifest, stats())
     if rows_only:  # the content is proven by the plaintext's sha256: the restored file is the snapshot
-        counts_ok = next(c for c in compared if c.name == "row_counts").passed
-        compared = [c for c in compared if c.name != "content_checksums"]
-        compared.append(_check("content_checksums", plaintext_ok and counts_ok,
-                               "the restored file is the snapshot byte for byte (plaintext_sha256 matches): every "
-                               "table's content is as backed up" if plaintext_ok and counts_ok else
-                               "the restored bytes are not the snapshot's (plaintext_sha256 differs)" if not
-                               plaintext_ok else "row counts differ", {"method": "plaintext_sha256"}))
+        compared = [c for c in compared if c.name != "content_checksums"] + [_content_by_bytes(compared, plaintext_ok)]
     return checks + compared
+
+
+def _content_by_bytes(compared: list[Check], plaintext_ok: bool) -> Check:
+    """``content_checksums`` for a manifest that recorded row counts only: the restore is the snapshot byte for
+    byte when the plaintext's sha256 matches (and then the row counts agree too)."""
+    counts_ok = next(c for c in compared if c.name == "row_counts").passed
+    if not plaintext_ok:
+        text = "the restored bytes are not the snapshot's (plaintext_sha256 differs)"
+    elif not counts_ok:
+        text = "row counts differ"
+    else:
+        text = "the restored file is the snapshot byte for byte (plaintext_sha256 matches): every table's content " \
+               "is as backed up"
+    return _check("content_checksums", plaintext_ok and counts_ok, text, {"method": "plaintext_sha256"})
 
 
 def _verify_postgres(dump: Path, manifest: Manifest, server_url: str, timings: Timings) -> list[Check]:

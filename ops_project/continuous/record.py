@@ -55,6 +55,19 @@ def verified_to(stores, databases: list[str]) -> dict[str, datetime]:
     return out
 
 
+def not_due(cfg, db, store, now: datetime) -> str | None:
+    """Why ``db`` is not tested in this run (None: it is). A PostgreSQL cluster is restored whole, twice: at most
+    every ``continuous.postgres_test_every_hours`` once its last test passed; a failed one at every run."""
+    every = cfg.continuous.postgres_test_every_hours
+    if db.engine != "postgres" or every == 0:
+        return None
+    last = last_passed(store, db.name)
+    if last is None or (now - last).total_seconds() >= every * 3600:
+        return None
+    return (f"passed at {last:%Y-%m-%dT%H:%M:%SZ}; a PostgreSQL cluster is tested again after {every} h "
+            f"(continuous.postgres_test_every_hours)")
+
+
 def last_passed(store, database: str) -> datetime | None:
     """When the last point-in-time restore test of ``database`` from this region ran, if it passed (None: never
     tested, failed, or unreadable)."""

@@ -180,6 +180,11 @@ def snapshot(path: str | Path, *, scratch_dir: str | Path | None = None) -> Iter
                                tool_versions={"sqlite": sqlite3.sqlite_version}, checksum_method=ROWS_METHOD)
 
 
+def _unreadable(exc: sqlite3.DatabaseError, corrupt: type[OpsError], message: str) -> OpsError:
+    """``corrupt`` when SQLite says the file itself is damaged (a verdict), else ``BackupError`` (our side)."""
+    return (corrupt if blame(exc) is Outcome.FAILED else BackupError)(message)
+
+
 def counts_of_file(path: Path, *, label: str, corrupt: type[OpsError] = BackupError) -> SnapshotStats:
     """Schema fingerprint and every table's row count (``count(*)``, in SQLite's C), no checksum."""
     try:
@@ -191,8 +196,7 @@ def counts_of_file(path: Path, *, label: str, corrupt: type[OpsError] = BackupEr
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
-        error = corrupt if blame(exc) is Outcome.FAILED else BackupError
-        raise error(f"{label}: not a readable SQLite database ({exc})") from None
+        raise _unreadable(exc, corrupt, f"{label}: not a readable SQLite database ({exc})") from None
 
 
 IN_PROCESS_MAX_BYTES = 16 << 20  # a file this small is checksummed in-process: a worker costs more than the work
@@ -217,8 +221,7 @@ def stats_workers(path: Path, *, label: str,
         # a worker per group of tables of similar size; on a thread, simply every table
         groups = [user_tables(con)] if in_process else _split_tables(con, max(1, min(2, os.cpu_count() or 1)))
     except sqlite3.DatabaseError as exc:
-        error = corrupt if blame(exc) is Outcome.FAILED else BackupError
-        raise error(f"{label}: not a readable SQLite database ({exc})") from None
+        raise _unreadable(exc, corrupt, f"{label}: not a readable SQLite database ({exc})") from None
     finally:
         con.close()
     if in_process:
@@ -229,8 +232,8 @@ def stats_workers(path: Path, *, label: str,
                 try:
                     tables = digests.result()
                 except sqlite3.DatabaseError as exc:
-                    error = corrupt if blame(exc) is Outcome.FAILED else BackupError
-                    raise error(f"computing row counts and checksums of {label} failed: sqlite3: {exc}") from None
+                    raise _unreadable(exc, corrupt, f"computing row counts and checksums of {label} failed: "
+                                                    f"sqlite3: {exc}") from None
                 return SnapshotStats(fingerprint, dict(sorted(tables.items())))
 
             yield in_process
